@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "set_threads"]
+__all__ = ["set_seed", "set_threads", "record_metric"]
 
 
 def set_seed(seed: int = 0) -> torch.Generator:
@@ -41,3 +41,21 @@ def set_threads(n: int | None = None) -> int:
         raise ValueError(f"thread count must be >= 1, got {n}")
     torch.set_num_threads(n)
     return n
+
+
+def record_metric(name: str, value: float, unit: str = "", chapter: str | None = None) -> None:
+    """Record a model-quality figure (W2, nats per image, ...) for ``benchmarks/run_notebooks.py``.
+
+    Does nothing unless the environment variable ``DIFFUSION_BOOK_METRICS`` names a file; then it
+    appends one JSON line ``{"name", "value", "unit", "chapter"}`` to it. Chapters call it next to
+    the numbers they print, so the budget table shows exactly what the chapter computed.
+    """
+    import json
+
+    path = os.environ.get("DIFFUSION_BOOK_METRICS")
+    if not path:
+        return
+    chapter = chapter or os.environ.get("DIFFUSION_BOOK_CHAPTER")
+    row = {"name": str(name), "value": float(value), "unit": unit, "chapter": chapter}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")

@@ -1,0 +1,573 @@
+"""Interactive figures that keep working in the published, kernel-free HTML book.
+
+Every interactive figure of the book is a *scrubber*: a list of pre-rendered PNG frames, a
+``Play`` button and a slider. The slider is tied to the frames with ``ipywidgets.jslink``, a
+link that the browser evaluates by itself, so moving the slider or pressing Play changes the
+picture in a live Jupyter kernel *and* in the static HTML pages, where no Python runs.
+(Callbacks such as ``interact`` or ``observe`` need a kernel: in the static book they render
+but do nothing. Do not use them for figures the reader should scrub.)
+
+Typical use in a chapter::
+
+    from diffusion_lib.widgets import render_frames, scrubber
+
+    def draw(t, ax):
+        ax.scatter(*samples[t].T, s=2)
+        ax.set(xlim=(-3, 3), ylim=(-3, 3), title=f"t = {t}", xlabel="x1", ylabel="x2")
+
+    ts = list(range(0, T + 1, 50))
+    scrubber(render_frames(draw, ts), labels=ts, description="t")
+
+and, to compare several variants with one shared slider::
+
+    option_scrubber({"linear": frames_lin, "cosine": frames_cos}, labels=ts,
+                    option_description="schedule")
+
+Page-weight budget
+------------------
+The frames are stored as base64 PNGs inside the page, so they decide how heavy the page is.
+The book keeps every page at or below **3 MB** (``PAGE_BUDGET_BYTES``), which the browser
+tests check. To stay inside it, this module enforces:
+
+* at most ``MAX_FRAMES`` (60) frames per slider, i.e. per option of an ``option_scrubber``;
+* at most ``MAX_WIDGET_BYTES`` (1.5 MB) of PNG data in one widget (≈ 2 MB once base64
+  encoded), raised as a ``ValueError``;
+* a warning for any single frame above ``MAX_FRAME_BYTES`` (150 kB).
+
+Small figures at ``dpi=72`` weigh 10-40 kB per frame; subsample the values (``values[::2]``)
+or lower ``figsize``/``dpi`` when a limit is hit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import ipywidgets as widgets
+from ipywidgets.widgets.widget_link import Link
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = [
+    "MAX_FRAMES",
+    "MAX_FRAME_BYTES",
+    "MAX_WIDGET_BYTES",
+    "PAGE_BUDGET_BYTES",
+    "Scrubber",
+    "OptionScrubber",
+    "render_frames",
+    "to_png",
+    "scrubber",
+    "option_scrubber",
+]
+
+#: Most frames one slider may step through.
+MAX_FRAMES: int = 60
+#: A single frame larger than this (PNG bytes) triggers a warning.
+MAX_FRAME_BYTES: int = 150_000
+#: Most PNG bytes one widget may hold in total (base64 adds a third in the page).
+MAX_WIDGET_BYTES: int = 1_500_000
+#: Largest HTML page (with its embedded widget state) the book accepts.
+PAGE_BUDGET_BYTES: int = 3_000_000
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+Frame = bytes | np.ndarray | Figure
+
+
+# --------------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------------
+def _draw_wants_figure(draw: Callable[..., Any]) -> bool:
+    """Guess whether ``draw(value, target)`` expects a Figure (True) or an Axes (False)."""
+    try:
+        params = list(inspect.signature(draw).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if len(params) < 2:
+        return False
+    second = params[1]
+    annotation = second.annotation
+    if annotation is not inspect.Parameter.empty:
+        if isinstance(annotation, str):
+            return annotation.split(".")[-1] == "Figure"
+        return isinstance(annotation, type) and issubclass(annotation, Figure)
+    return second.name.lower() in {"fig", "figure"}
+
+
+def render_frames(
+    draw: Callable[[Any, Axes], None] | Callable[[Any, Figure], None],
+    values: Sequence[Any],
+    figsize: tuple[float, float] = (4, 4),
+    dpi: int = 72,
+    *,
+    target: Literal["auto", "axes", "figure"] = "auto",
+    layout: str | None = "constrained",
+    savefig_kwargs: Mapping[str, Any] | None = None,
+) -> list[bytes]:
+    """Render one PNG frame per value by calling ``draw(value, ax)`` on a fresh figure.
+
+    For each ``v`` in ``values`` a new ``matplotlib.figure.Figure`` of size ``figsize`` (inches)
+    is created, ``draw(v, ax)`` (or ``draw(v, fig)``) fills it, and the figure is saved as PNG at
+    ``dpi`` dots per inch. The figures are never shown and never registered with pyplot, so
+    nothing is displayed and nothing needs closing.
+
+    Args:
+        draw: function of ``(value, ax)`` drawing one frame on a single ``Axes``; or of
+            ``(value, fig)`` to lay out several axes yourself (``fig.subplots(1, 2)``).
+        values: the values to draw, e.g. the timesteps ``t`` (at most ``MAX_FRAMES``).
+        figsize: figure size in inches, the same for every frame.
+        dpi: resolution; 72 keeps a 4x4 inch frame around 15-40 kB.
+        target: ``"axes"`` or ``"figure"``. ``"auto"`` picks ``"figure"`` when ``draw``'s second
+            parameter is annotated ``Figure`` or named ``fig``/``figure``, else ``"axes"``.
+        layout: matplotlib layout engine for the figure (``"constrained"``, ``"tight"``, None).
+        savefig_kwargs: extra keyword arguments for ``Figure.savefig``. ``bbox_inches="tight"``
+            is not recommended: frames of different sizes make the picture jump.
+
+    Returns:
+        A list of PNG byte strings, one per value, ready for :func:`scrubber`.
+
+    Raises:
+        TypeError: if ``draw`` is not callable or ``values`` is not a sequence.
+        ValueError: if ``values`` is empty or longer than ``MAX_FRAMES``.
+    """
+    if not callable(draw):
+        raise TypeError(
+            f"draw must be a function draw(value, ax) that plots one frame, got {type(draw).__name__}"
+        )
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        if hasattr(values, "tolist"):
+            values = values.tolist()  # numpy arrays and torch tensors
+        elif isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(
+                "values must be a list of the values to draw (e.g. list(range(0, T + 1, 50))), "
+                f"got {type(values).__name__}"
+            )
+        else:
+            values = list(values)
+    if len(values) == 0:
+        raise ValueError("values is empty: pass at least one value to draw a frame for")
+    _check_frame_count(len(values), "values")
+    if target not in ("auto", "axes", "figure"):
+        raise ValueError(f"target must be 'auto', 'axes' or 'figure', got {target!r}")
+    if (
+        len(figsize) != 2
+        or not all(isinstance(s, numbers.Real) and s > 0 for s in figsize)
+    ):
+        raise ValueError(f"figsize must be (width, height) in inches, both > 0; got {figsize!r}")
+    if not isinstance(dpi, numbers.Real) or dpi <= 0:
+        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+    use_figure = _draw_wants_figure(draw) if target == "auto" else target == "figure"
+    kwargs = dict(savefig_kwargs or {})
+    kwargs.setdefault("format", "png")
+
+    frames: list[bytes] = []
+    for value in values:
+        fig = Figure(figsize=tuple(figsize), dpi=dpi, layout=layout)
+        if use_figure:
+            draw(value, fig)
+        else:
+            draw(value, fig.add_subplot())
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=dpi, **kwargs)
+        frames.append(buf.getvalue())
+    return frames
+
+
+def to_png(frame: Frame, *, min_size: int = 128) -> bytes:
+    """Convert one frame to PNG bytes.
+
+    Args:
+        frame: PNG bytes (returned unchanged), a matplotlib ``Figure`` (saved at its own dpi,
+            then closed if pyplot owns it), or a NumPy image of shape ``(H, W)``, ``(H, W, 3)``
+            or ``(H, W, 4)`` with ``uint8`` values or floats in ``[0, 1]``.
+        min_size: arrays smaller than this many pixels on their longer side are enlarged by an
+            integer factor (nearest neighbour) so that tiny images such as 8x8 digits stay
+            visible and sharp.
+
+    Returns:
+        The frame as PNG bytes.
+    """
+    if isinstance(frame, (bytes, bytearray)):
+        data = bytes(frame)
+        if not data.startswith(_PNG_SIGNATURE):
+            raise ValueError(
+                "a bytes frame must be a PNG file (starting with the PNG signature); "
+                "use render_frames(...) or pass a NumPy image or a Figure instead"
+            )
+        return data
+    if isinstance(frame, Figure):
+        buf = io.BytesIO()
+        frame.savefig(buf, format="png")
+        import matplotlib.pyplot as plt
+
+        plt.close(frame)  # keep the notebook from showing it a second time (no-op if unmanaged)
+        return buf.getvalue()
+    if isinstance(frame, np.ndarray):
+        return _array_to_png(frame, min_size)
+    if hasattr(frame, "detach") and hasattr(frame, "numpy"):
+        raise TypeError(
+            "got a torch tensor as a frame: convert it to a NumPy image of shape (H, W) or "
+            "(H, W, C), e.g. x.detach().cpu().permute(1, 2, 0).numpy() for a (C, H, W) tensor"
+        )
+    raise TypeError(
+        "each frame must be PNG bytes, a NumPy image array or a matplotlib Figure, "
+        f"got {type(frame).__name__}"
+    )
+
+
+def _array_to_png(arr: np.ndarray, min_size: int) -> bytes:
+    from PIL import Image
+
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(
+            f"an image array must have shape (H, W), (H, W, 3) or (H, W, 4); got {arr.shape}. "
+            "For a (C, H, W) array use arr.transpose(1, 2, 0)."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"an image array must not be empty; got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        img = arr
+    elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
+        arr = arr.astype(np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("the image array contains NaN or inf values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise ValueError(
+                f"a float image must have values in [0, 1], got [{lo:.3g}, {hi:.3g}]; "
+                "rescale it, e.g. (x + 1) / 2 for data in [-1, 1], then clip to [0, 1]"
+            )
+        img = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)
+    else:
+        raise ValueError(
+            f"an image array must be uint8 or float in [0, 1], got dtype {arr.dtype}"
+        )
+    longest = max(img.shape[0], img.shape[1])
+    if min_size and longest < min_size:
+        k = math.ceil(min_size / longest)
+        img = np.repeat(np.repeat(img, k, axis=0), k, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+def _check_frame_count(n: int, what: str) -> None:
+    if n > MAX_FRAMES:
+        step = math.ceil(n / MAX_FRAMES)
+        raise ValueError(
+            f"{what} has {n} frames, more than the budget of MAX_FRAMES = {MAX_FRAMES} per "
+            f"slider (it keeps each page of the book under {PAGE_BUDGET_BYTES // 1_000_000} MB). "
+            f"Keep every {step}-th value, e.g. values[::{step}]."
+        )
+
+
+def _as_frame_list(frames: Any, what: str) -> list[bytes]:
+    if isinstance(frames, (bytes, bytearray, np.ndarray, Figure, str)) or not hasattr(
+        frames, "__iter__"
+    ):
+        raise TypeError(
+            f"{what} must be a list of frames (PNG bytes, NumPy images or Figures), "
+            f"got a single {type(frames).__name__}; wrap it in a list"
+        )
+    frames = list(frames)
+    if len(frames) == 0:
+        raise ValueError(f"{what} is empty: a scrubber needs at least one frame")
+    _check_frame_count(len(frames), what)
+    pngs = []
+    for i, frame in enumerate(frames):
+        try:
+            png = to_png(frame)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{what}[{i}]: {err}") from None
+        if len(png) > MAX_FRAME_BYTES:
+            warnings.warn(
+                f"{what}[{i}] is {len(png) / 1000:.0f} kB, above MAX_FRAME_BYTES = "
+                f"{MAX_FRAME_BYTES / 1000:.0f} kB; lower figsize or dpi to keep the page light",
+                stacklevel=3,
+            )
+        pngs.append(png)
+    return pngs
+
+
+def _check_total_bytes(pngs: Sequence[bytes]) -> None:
+    total = sum(len(p) for p in pngs)
+    if total > MAX_WIDGET_BYTES:
+        raise ValueError(
+            f"the frames add up to {total / 1e6:.2f} MB of PNG, above MAX_WIDGET_BYTES = "
+            f"{MAX_WIDGET_BYTES / 1e6:.1f} MB per widget (the page budget is "
+            f"{PAGE_BUDGET_BYTES / 1e6:.0f} MB). Use fewer frames, a smaller figsize or a lower dpi."
+        )
+
+
+def _check_labels(labels: Sequence[Any] | None, n: int) -> list[Any] | None:
+    if labels is None:
+        return None
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        if hasattr(labels, "tolist"):
+            labels = labels.tolist()
+        else:
+            raise TypeError(
+                f"labels must be a list with one entry per frame, got {type(labels).__name__}"
+            )
+    labels = list(labels.tolist() if hasattr(labels, "tolist") else labels)
+    if len(labels) != n:
+        raise ValueError(
+            f"labels has {len(labels)} entries but there are {n} frames; give one label per frame"
+        )
+    return labels
+
+
+def _check_common(description: Any, play_interval_ms: Any, initial: Any, n: int) -> None:
+    if not isinstance(description, str):
+        raise TypeError(f"description must be a string such as 't', got {description!r}")
+    if (
+        not isinstance(play_interval_ms, numbers.Integral)
+        or isinstance(play_interval_ms, bool)
+        or play_interval_ms < 1
+    ):
+        raise ValueError(
+            f"play_interval_ms must be a positive int (milliseconds per frame), got {play_interval_ms!r}"
+        )
+    if not isinstance(initial, numbers.Integral) or isinstance(initial, bool):
+        raise TypeError(f"initial must be an int frame index, got {initial!r}")
+    if not 0 <= initial < n:
+        raise ValueError(f"initial must be a frame index in [0, {n - 1}], got {initial}")
+
+
+# --------------------------------------------------------------------------------------------
+# Widgets
+# --------------------------------------------------------------------------------------------
+def _label_html(description: str, label: Any) -> str:
+    import html
+
+    text = label if isinstance(label, str) else f"{description} = {label}"
+    return f"<span style='font-family: monospace'>{html.escape(text)}</span>"
+
+
+def _image_stack(pngs: Sequence[bytes], initial: int) -> widgets.Stack:
+    images = [
+        widgets.Image(value=png, format="png", layout=widgets.Layout(max_width="100%"))
+        for png in pngs
+    ]
+    return widgets.Stack(images, selected_index=initial)
+
+
+class Scrubber(widgets.VBox):
+    """A Play button and a slider stepping through pre-rendered frames (see :func:`scrubber`).
+
+    Attributes:
+        play: the ``ipywidgets.Play`` button.
+        slider: the ``ipywidgets.IntSlider`` (frame index, 0-based).
+        stack: the ``ipywidgets.Stack`` of ``Image`` widgets, one per frame.
+        label_stack: a ``Stack`` of ``HTML`` labels, one per frame, or None without labels.
+        links: the client-side ``jslink`` objects tying them together.
+    """
+
+    play: widgets.Play
+    slider: widgets.IntSlider
+    stack: widgets.Stack
+    label_stack: widgets.Stack | None
+    links: list[Link]
+
+
+class OptionScrubber(Scrubber):
+    """A :class:`Scrubber` with a selector choosing among several stacks of frames.
+
+    Attributes (besides those of :class:`Scrubber`):
+        selector: the ``ToggleButtons`` or ``Dropdown`` choosing the option.
+        option_stacks: one ``Stack`` of images per option, in the order of the options;
+            ``stack`` is the outer ``Stack`` holding them.
+    """
+
+    selector: widgets.ToggleButtons | widgets.Dropdown
+    option_stacks: list[widgets.Stack]
+
+
+def _controls(
+    n: int,
+    labels: list[Any] | None,
+    description: str,
+    play_interval_ms: int,
+    initial: int,
+) -> tuple[widgets.Play, widgets.IntSlider, widgets.Stack | None, list[Link]]:
+    play = widgets.Play(
+        value=initial, min=0, max=n - 1, step=1, interval=int(play_interval_ms),
+        description="Play", layout=widgets.Layout(width="auto"),
+    )
+    slider = widgets.IntSlider(
+        value=initial, min=0, max=n - 1, step=1, description=description,
+        readout=labels is None, continuous_update=True,
+    )
+    links = [widgets.jslink((play, "value"), (slider, "value"))]
+    label_stack = None
+    if labels is not None:
+        label_stack = widgets.Stack(
+            [widgets.HTML(_label_html(description, lab)) for lab in labels],
+            selected_index=initial,
+        )
+        links.append(widgets.jslink((slider, "value"), (label_stack, "selected_index")))
+    return play, slider, label_stack, links
+
+
+def scrubber(
+    frames: Sequence[bytes | np.ndarray | Figure],
+    labels: Sequence[Any] | None = None,
+    description: str = "t",
+    play_interval_ms: int = 200,
+    initial: int = 0,
+) -> Scrubber:
+    """A Play button and a slider that step through pre-rendered frames, with no kernel needed.
+
+    The widgets are linked with ``ipywidgets.jslink`` (``Play.value`` ↔ ``IntSlider.value`` ↔
+    ``Stack.selected_index``), so the browser itself switches the visible image: the figure
+    works in a live notebook and in the static HTML book alike.
+
+    Args:
+        frames: the frames, in slider order: PNG bytes (from :func:`render_frames`), NumPy
+            images (see :func:`to_png`) or matplotlib Figures. At most ``MAX_FRAMES``.
+        labels: optional, one per frame (e.g. the timestep of each frame). A number ``v`` is
+            shown as ``"<description> = v"``, a string as it is. Without labels the slider shows
+            the frame index.
+        description: the slider's name, e.g. ``"t"``.
+        play_interval_ms: milliseconds per frame while playing.
+        initial: index of the frame shown first.
+
+    Returns:
+        A :class:`Scrubber` (an ``ipywidgets.VBox``); display it by making it the last
+        expression of a cell.
+
+    Raises:
+        ValueError: empty ``frames``, too many frames or bytes (see the module's budget), a
+            label count that differs from the frame count, or an ``initial`` out of range.
+        TypeError: a frame of an unsupported type.
+    """
+    pngs = _as_frame_list(frames, "frames")
+    n = len(pngs)
+    labels = _check_labels(labels, n)
+    _check_common(description, play_interval_ms, initial, n)
+    _check_total_bytes(pngs)
+
+    stack = _image_stack(pngs, initial)
+    play, slider, label_stack, links = _controls(n, labels, description, play_interval_ms, initial)
+    links.append(widgets.jslink((slider, "value"), (stack, "selected_index")))
+    row = [play, slider] + ([label_stack] if label_stack is not None else [])
+    box = Scrubber([widgets.HBox(row), stack])
+    box.play, box.slider, box.stack, box.label_stack, box.links = (
+        play, slider, stack, label_stack, links,
+    )
+    box.add_class("diffusion-scrubber")
+    return box
+
+
+def option_scrubber(
+    frames_by_option: Mapping[str, Sequence[bytes | np.ndarray | Figure]],
+    labels: Sequence[Any] | None = None,
+    description: str = "t",
+    option_description: str = "schedule",
+    play_interval_ms: int = 200,
+    initial: int = 0,
+    initial_option: str | None = None,
+    selector: Literal["auto", "toggle", "dropdown"] = "auto",
+) -> OptionScrubber:
+    """Several stacks of frames with one shared slider and a selector choosing the stack.
+
+    For example the noising of the same data under a linear and a cosine schedule: the selector
+    chooses the schedule, the slider the timestep, and switching schedule keeps the timestep.
+    Everything is linked client-side (``jslink``): the selector's ``index`` drives an outer
+    ``Stack`` over options, and the one slider drives the ``selected_index`` of each option's
+    inner ``Stack`` of images, so the figure also works in the static HTML book.
+
+    Args:
+        frames_by_option: option name -> frames (as for :func:`scrubber`); every option must
+            have the same number of frames (at most ``MAX_FRAMES``), frame ``i`` of each option
+            showing the same slider position.
+        labels: optional, one per slider position, shared by all options.
+        description: the slider's name, e.g. ``"t"``.
+        option_description: the selector's name, e.g. ``"schedule"`` or ``"guidance"``.
+        play_interval_ms: milliseconds per frame while playing.
+        initial: index of the frame shown first.
+        initial_option: the option shown first (default: the first one).
+        selector: ``"toggle"`` (ToggleButtons), ``"dropdown"``, or ``"auto"``: toggle buttons for
+            up to 5 options, else a dropdown.
+
+    Returns:
+        An :class:`OptionScrubber` (an ``ipywidgets.VBox``).
+
+    Raises:
+        ValueError: no options, an empty option, options of different lengths, too many frames
+            or bytes, a wrong label count, an unknown ``initial_option`` or ``selector``.
+        TypeError: ``frames_by_option`` is not a mapping, or a frame of an unsupported type.
+    """
+    if not isinstance(frames_by_option, Mapping):
+        raise TypeError(
+            "frames_by_option must be a dict {option name: list of frames}, e.g. "
+            "{'linear': frames_lin, 'cosine': frames_cos}; "
+            f"got {type(frames_by_option).__name__}"
+        )
+    if len(frames_by_option) == 0:
+        raise ValueError("frames_by_option is empty: give at least one option with its frames")
+    names = [str(k) for k in frames_by_option]
+    if len(set(names)) != len(names):
+        raise ValueError(f"option names must be distinct once shown as text, got {names}")
+    pngs_by_option = {
+        name: _as_frame_list(frames, f"frames_by_option[{name!r}]")
+        for name, frames in zip(names, frames_by_option.values())
+    }
+    lengths = {name: len(p) for name, p in pngs_by_option.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(
+            "every option needs the same number of frames (one per slider position), got "
+            + ", ".join(f"{k!r}: {v}" for k, v in lengths.items())
+        )
+    n = next(iter(lengths.values()))
+    labels = _check_labels(labels, n)
+    if not isinstance(option_description, str):
+        raise TypeError(f"option_description must be a string, got {option_description!r}")
+    _check_common(description, play_interval_ms, initial, n)
+    _check_total_bytes([p for pngs in pngs_by_option.values() for p in pngs])
+    if initial_option is None:
+        option_index = 0
+    elif str(initial_option) in names:
+        option_index = names.index(str(initial_option))
+    else:
+        raise ValueError(f"initial_option must be one of {names}, got {initial_option!r}")
+    if selector == "auto":
+        selector = "toggle" if len(names) <= 5 else "dropdown"
+    if selector == "toggle":
+        chooser = widgets.ToggleButtons(
+            options=names, index=option_index, description=option_description,
+            style={"button_width": "auto"},
+        )
+    elif selector == "dropdown":
+        chooser = widgets.Dropdown(
+            options=names, index=option_index, description=option_description
+        )
+    else:
+        raise ValueError(f"selector must be 'auto', 'toggle' or 'dropdown', got {selector!r}")
+
+    play, slider, label_stack, links = _controls(n, labels, description, play_interval_ms, initial)
+    inner = [_image_stack(pngs, initial) for pngs in pngs_by_option.values()]
+    outer = widgets.Stack(inner, selected_index=option_index)
+    links.append(widgets.jslink((chooser, "index"), (outer, "selected_index")))
+    for st in inner:
+        links.append(widgets.jslink((slider, "value"), (st, "selected_index")))
+    row = [play, slider] + ([label_stack] if label_stack is not None else [])
+    box = OptionScrubber([chooser, widgets.HBox(row), outer])
+    box.play, box.slider, box.stack, box.label_stack, box.links = (
+        play, slider, outer, label_stack, links,
+    )
+    box.selector, box.option_stacks = chooser, inner
+    box.add_class("diffusion-scrubber")
+    return box
