@@ -7,6 +7,7 @@ it. The messages are written for students: they name the argument and the conven
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -56,15 +57,22 @@ def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str)
 
 def check_broadcastable(*named: tuple[str, torch.Tensor]) -> torch.Size:
     """Return the broadcast shape of the given ``(name, tensor)`` pairs, or raise ``ValueError``."""
+    # plain-Python broadcasting (torch.broadcast_shapes is slow: it routes through torch._refs)
     shapes = [tuple(t.shape) for _, t in named]
-    try:
-        return torch.broadcast_shapes(*shapes)
-    except RuntimeError:
-        described = ", ".join(f"{n} {tuple(t.shape)}" for n, t in named)
-        raise ValueError(
-            f"the shapes of {described} do not broadcast against each other; "
-            f"they must be equal or 1 in every dimension where they differ"
-        ) from None
+    ndim = max(len(shape) for shape in shapes)
+    result = [1] * ndim
+    for shape in shapes:
+        for i, size in enumerate(shape, start=ndim - len(shape)):
+            if size == 1 or size == result[i]:
+                continue
+            if result[i] != 1:
+                described = ", ".join(f"{n} {tuple(t.shape)}" for n, t in named)
+                raise ValueError(
+                    f"the shapes of {described} do not broadcast against each other; "
+                    f"they must be equal or 1 in every dimension where they differ"
+                )
+            result[i] = size
+    return torch.Size(result)
 
 
 def check_choice(value: Any, allowed: Sequence[str], name: str) -> str:
@@ -79,8 +87,9 @@ def check_int(value: Any, name: str, minimum: int | None = None) -> int:
     """Return ``value`` as an ``int`` if it is an integer (not a bool) ``>= minimum``."""
     if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point():
         value = int(value.item())
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, but got {type(value).__name__} {value!r}")
+    value = int(value)  # also accepts NumPy integers
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, but got {value}")
     return value
@@ -116,7 +125,8 @@ def check_timesteps(
     lo = 0 if allow_zero else 1
     if isinstance(t, bool):
         raise TypeError(f"{name} must be an int or an integer tensor, but got a bool")
-    if isinstance(t, int):
+    if isinstance(t, numbers.Integral):
+        t = int(t)
         if batch is None:
             t_tensor = torch.tensor([t], dtype=torch.long, device=device)
         else:

@@ -29,7 +29,6 @@ from diffusion_lib._checks import (
     check_int,
     check_same_device,
     check_same_shape,
-    check_tensor,
     check_timesteps,
 )
 from diffusion_lib.losses import (
@@ -80,8 +79,9 @@ class GaussianDiffusion:
             ``"l2"`` / ``"l1"`` / ``"huber"`` -- regression on the model's target (eps or x_0),
             averaged over dimensions (DDPM's L_simple for l2);
             ``"kl"`` -- the variational bound term L_{t-1} in bits per dimension;
-            ``"hybrid"`` -- l2 + vb_weight * L_{t-1} with the mean detached in the bound term, so the
-            bound trains only the variance (Nichol & Dhariwal 2021, vb_weight = lambda = 0.001).
+            ``"hybrid"`` -- L_simple + lambda L_vlb (Nichol & Dhariwal 2021, lambda = vb_weight =
+            0.001), with L_vlb estimated by T * L_{t-1} at the uniformly drawn t and the model's mean
+            detached in that term, so that the bound trains only the variance.
         vb_weight: lambda of the hybrid loss.
         huber_delta: the threshold of the huber loss.
 
@@ -139,14 +139,14 @@ class GaussianDiffusion:
         """Validate t against the batch of x; return a LongTensor of shape (B,) on x's device."""
         if x.ndim == 0:
             raise ValueError("x must have a batch dimension (shape (B, ...)), got a scalar tensor")
-        return check_timesteps(t, self.T, batch=x.shape[0], allow_zero=allow_zero, device=x.device, name=name)
-
-    def _coef(self, values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """values[t] reshaped to (B, 1, ..., 1) to broadcast against x."""
         check_same_device(
             x, self.schedule.device, "the data",
             f"move the diffusion with diffusion.to({str(x.device)!r}) (or the data to the schedule's device)",
         )
+        return check_timesteps(t, self.T, batch=x.shape[0], allow_zero=allow_zero, device=x.device, name=name)
+
+    def _coef(self, values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """values[t] reshaped to (B, 1, ..., 1) to broadcast against x (t validated by _t)."""
         return values[t].reshape((x.shape[0],) + (1,) * (x.ndim - 1))
 
     @staticmethod
@@ -762,9 +762,11 @@ class GaussianDiffusion:
 
         * l2 / l1 / huber: "loss" = "mse" = simple_loss(model output, target, kind), target eps
           or x_0 (the key is "mse" for every regression kind, as in the DDPM code);
-        * kl: "loss" = "vb" = L_{t-1} / (num_dims ln 2), the bound term in bits per dimension;
-        * hybrid: "mse" (l2) + vb_weight * "vb", the bound term computed with the model's mean
-          detached so that it trains only the variance.
+        * kl: "loss" = "vb" = L_{t-1} / (num_dims ln 2), the bound term at the drawn t in bits per
+          dimension (T * "vb" is an unbiased estimate of the whole bound L_vlb, up to L_T);
+        * hybrid: "loss" = "mse" (l2) + vb_weight * T * "vb", i.e. L_simple + lambda L_vlb, with the
+          model's mean detached in the bound term so that it trains only the variance. With
+          T = 1000 and lambda = 0.001 this is mse + vb, as in the improved-DDPM code.
 
         Take ``.mean()`` of "loss" for an optimiser step. ``decoder`` / ``num_levels`` set the t = 1
         term of the bound (see :meth:`vb_term`).
@@ -797,5 +799,5 @@ class GaussianDiffusion:
             terms["loss"] = terms["vb"]
         else:
             terms["mse"] = simple_loss(mean_part, target, kind="l2")
-            terms["loss"] = terms["mse"] + self.vb_weight * terms["vb"]
+            terms["loss"] = terms["mse"] + self.vb_weight * self.T * terms["vb"]
         return terms

@@ -228,15 +228,28 @@ class LinearGaussianHVAE:
         return kl_mvn(mq, cq, mp, cp)
 
 
-def fit_encoder(model: LinearGaussianHVAE, x: torch.Tensor, enc: MarkovEncoder, steps: int = 500, lr: float = 0.05) -> list[float]:
-    """Gradient ascent on the mean closed-form ELBO over the encoder's parameters; returns the mean gap per step."""
+def fit_encoder(
+    model: LinearGaussianHVAE, x: torch.Tensor, enc: MarkovEncoder, steps: int = 500, lr: float = 0.05
+) -> dict[str, list[float]]:
+    """Gradient ascent (Adam) on the mean closed-form ELBO over the encoder's parameters only.
+
+    Returns the history, one value per step (averaged over the rows of ``x``): ``"gap"``
+    (log p(x) - ELBO, which must stay >= 0 and is KL(q || posterior)), ``"elbo"`` and the three terms.
+    """
+    if not isinstance(enc, MarkovEncoder):
+        raise TypeError(f"enc must be a MarkovEncoder, got {type(enc).__name__}")
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
     opt = torch.optim.Adam(enc.parameters(), lr=lr)
     log_px = model.log_evidence(x).mean().detach()
-    gaps = []
+    history: dict[str, list[float]] = {k: [] for k in ("gap", "elbo", "reconstruction", "consistency", "prior_matching")}
     for _ in range(steps):
-        elbo = model.elbo_terms(x, enc)["elbo"].mean()
+        terms = model.elbo_terms(x, enc)
+        elbo = terms["elbo"].mean()
         opt.zero_grad()
         (-elbo).backward()
         opt.step()
-        gaps.append(float(log_px - elbo.detach()))
-    return gaps
+        history["gap"].append(float(log_px - elbo.detach()))
+        for k in ("elbo", "reconstruction", "consistency", "prior_matching"):
+            history[k].append(float(terms[k].detach().mean()))
+    return history

@@ -117,7 +117,7 @@ def discretized_gaussian_log_likelihood(
     except that the lowest bin extends to -inf and the highest to +inf, so that the probabilities
     of the L levels sum to exactly 1. ``Phi`` is the exact normal CDF (``torch.special.ndtr``;
     evaluated in log space for stability). Values of ``x`` are snapped to the nearest level and
-    must lie in [-1, 1]. ``x``, ``mean`` must have the same shape; ``log_scale`` (log sigma, not
+    must lie in [-1 - h, 1 + h]. ``x``, ``mean`` must have the same shape; ``log_scale`` (log sigma, not
     log variance) broadcasts against them.
     """
     check_floating(x, "x")
@@ -126,14 +126,14 @@ def discretized_gaussian_log_likelihood(
     log_scale = _as_tensor_like(log_scale, x, "log_scale")
     check_broadcastable(("x", x), ("log_scale", log_scale))
     num_levels = check_int(num_levels, "num_levels", minimum=2)
+    half_width = 1.0 / (num_levels - 1)
     if x.numel() > 0:
         lo, hi = float(x.min()), float(x.max())
-        if lo < -1.0 - 1e-4 or hi > 1.0 + 1e-4:
+        if lo < -1.0 - half_width or hi > 1.0 + half_width:
             raise ValueError(
                 f"discretized likelihood expects data scaled to [-1, 1] (e.g. pixels / 127.5 - 1), "
                 f"but x ranges from {lo:.4g} to {hi:.4g}"
             )
-    half_width = 1.0 / (num_levels - 1)
     level = torch.round((x.clamp(-1.0, 1.0) + 1.0) * (num_levels - 1) / 2.0)  # k in 0..L-1
     x_grid = level * (2.0 / (num_levels - 1)) - 1.0
     inv_scale = torch.exp(-log_scale)

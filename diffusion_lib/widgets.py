@@ -314,14 +314,13 @@ def _check_total_bytes(pngs: Sequence[bytes]) -> None:
 def _check_labels(labels: Sequence[Any] | None, n: int) -> list[Any] | None:
     if labels is None:
         return None
-    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
-        if hasattr(labels, "tolist"):
-            labels = labels.tolist()
-        else:
-            raise TypeError(
-                f"labels must be a list with one entry per frame, got {type(labels).__name__}"
-            )
-    labels = list(labels.tolist() if hasattr(labels, "tolist") else labels)
+    if hasattr(labels, "tolist") and not isinstance(labels, list):
+        labels = labels.tolist()  # numpy arrays and torch tensors
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, range)):
+        raise TypeError(
+            f"labels must be a list with one entry per frame, got {type(labels).__name__}"
+        )
+    labels = list(labels)
     if len(labels) != n:
         raise ValueError(
             f"labels has {len(labels)} entries but there are {n} frames; give one label per frame"
@@ -385,10 +384,12 @@ class Scrubber(widgets.VBox):
 class OptionScrubber(Scrubber):
     """A :class:`Scrubber` with a selector choosing among several stacks of frames.
 
-    Attributes (besides those of :class:`Scrubber`):
+    It has the attributes of :class:`Scrubber`, where ``stack`` is the outer ``Stack`` holding
+    one inner ``Stack`` of images per option, and two more.
+
+    Attributes:
         selector: the ``ToggleButtons`` or ``Dropdown`` choosing the option.
-        option_stacks: one ``Stack`` of images per option, in the order of the options;
-            ``stack`` is the outer ``Stack`` holding them.
+        option_stacks: the inner ``Stack`` of images of each option, in the order of the options.
     """
 
     selector: widgets.ToggleButtons | widgets.Dropdown

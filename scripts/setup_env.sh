@@ -27,4 +27,3 @@ else
   echo "[setup] environment up to date ($VENV)"
 fi
 export PYTHONHASHSEED=0
-export MPLBACKEND=Agg

@@ -398,7 +398,12 @@ def write_student_edition(notebooks: list[Path], out: Path, book_dir: Path = BOO
         reports.append(report)
         if not quiet:
             labels = ", ".join(dict.fromkeys(report.labels)) or "no exercises"
-            stop = f"runs up to cell {report.boundary}" if report.boundary is not None else "runs to the end"
+            stop = (
+                f"cell {report.boundary} (the first that runs an unsolved stub) is tagged raises-exception, "
+                f"the {report.skipped} code cell(s) after it are skipped under nbval"
+                if report.boundary is not None
+                else "no cell runs a stub: the whole notebook executes"
+            )
             print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} -> {target}: "
                   f"{len(report.labels)} solution region(s) stubbed ({labels}); {stop}")
             for w in report.warnings:

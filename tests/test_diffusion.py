@@ -458,7 +458,7 @@ def test_kl_and_hybrid_losses() -> None:
     out = hybrid.training_losses(model, x0, t, eps=eps)
     mse = mean_flat((w_mean * xt - eps) ** 2)
     torch.testing.assert_close(out["mse"], mse)
-    torch.testing.assert_close(out["loss"], mse + 0.001 * out["vb"])
+    torch.testing.assert_close(out["loss"], mse + 0.001 * T * out["vb"])  # L_simple + lambda * (T * L_{t-1})
     # the bound term trains only the variance: no gradient reaches the mean parameter through it
     grad_mean, grad_var = torch.autograd.grad(out["vb"].sum(), [w_mean, w_var], allow_unused=True)
     assert grad_mean is None or float(grad_mean.abs()) == 0.0

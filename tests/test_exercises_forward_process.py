@@ -53,7 +53,7 @@ def test_every_known_mistake_is_caught_with_its_own_message(checker):
 
 
 def test_correct_solutions_in_several_styles_pass(capsys):
-    assert fp.check_alpha_bar(lambda beta: torch.cumprod(1 - beta, dim=0))
+    fp.check_alpha_bar(lambda beta: torch.cumprod(1 - beta, dim=0))
 
     def alpha_bar_loop(beta):
         out = torch.empty_like(beta)
@@ -63,11 +63,11 @@ def test_correct_solutions_in_several_styles_pass(capsys):
             out[i] = running
         return out
 
-    assert fp.check_alpha_bar(alpha_bar_loop)
-    assert fp.check_q_sample(lambda x0, a, eps: a.sqrt() * x0 + (1 - a).sqrt() * eps)
-    assert fp.check_q_sample(lambda x0, a, eps: a**0.5 * x0 + (1 - a) ** 0.5 * eps)
-    assert fp.check_x0_from_eps(lambda xt, a, eps: (xt - torch.sqrt(1 - a) * eps) / torch.sqrt(a))
-    assert fp.check_x0_from_eps(lambda xt, a, eps: xt * a.rsqrt() - ((1 - a) / a).sqrt() * eps)
+    fp.check_alpha_bar(alpha_bar_loop)
+    fp.check_q_sample(lambda x0, a, eps: a.sqrt() * x0 + (1 - a).sqrt() * eps)
+    fp.check_q_sample(lambda x0, a, eps: a**0.5 * x0 + (1 - a) ** 0.5 * eps)
+    fp.check_x0_from_eps(lambda xt, a, eps: (xt - torch.sqrt(1 - a) * eps) / torch.sqrt(a))
+    fp.check_x0_from_eps(lambda xt, a, eps: xt * a.rsqrt() - ((1 - a) / a).sqrt() * eps)
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["✓ alpha_bar_from_beta: all 4 checks passed"] * 2 + ["✓ q_sample: all 4 checks passed"] * 2 + [
         "✓ x0_from_eps: all 4 checks passed"

@@ -25,9 +25,9 @@ def test_checker_accepts_reference_and_names_each_mistake(checker):
 
 
 def test_public_checkers_accept_correct_answers(capsys):
-    assert ex_vae.check_reparameterize(lambda m, lv, e: m + torch.exp(lv / 2) * e)
-    assert ex_vdm.check_tweedie_x0(lambda xt, s, ab: (xt + (1 - ab) * s) / ab.sqrt())
-    assert ex_ns.check_log_snr(lambda ab: torch.log(ab / (1 - ab)))
+    ex_vae.check_reparameterize(lambda m, lv, e: m + torch.exp(lv / 2) * e)
+    ex_vdm.check_tweedie_x0(lambda xt, s, ab: (xt + (1 - ab) * s) / ab.sqrt())
+    ex_ns.check_log_snr(lambda ab: torch.log(ab / (1 - ab)))
     assert "all" in capsys.readouterr().out
 
 

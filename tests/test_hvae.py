@@ -65,9 +65,12 @@ def test_gap_is_kl_to_posterior_and_vanishes_for_the_optimal_encoder(setup):
 
 def test_fit_encoder_closes_the_gap(setup):
     model, x, enc, _ = setup
-    gaps = fit_encoder(model, x, enc, steps=150, lr=0.1)
+    hist = fit_encoder(model, x, enc, steps=150, lr=0.1)
+    gaps = hist["gap"]
     assert gaps[0] > 1.0 and gaps[-1] < 1e-2
     assert min(gaps) >= -1e-9  # ELBO <= log p(x) at every step
+    total = [r + c + p for r, c, p in zip(hist["reconstruction"], hist["consistency"], hist["prior_matching"])]
+    assert max(abs(t - e) for t, e in zip(total, hist["elbo"])) < 1e-9
 
 
 def test_model_rejects_bad_shapes():

@@ -180,6 +180,11 @@ def test_scrubber_without_labels_shows_the_slider_readout():
     assert len(s.links) == 2
 
 
+def test_scrubber_accepts_numpy_labels():
+    s = W.scrubber(_tiny_frames(3), labels=np.array([0, 500, 1000]))
+    assert s.label_stack.children[2].value.endswith("t = 1000</span>")
+
+
 def test_scrubber_string_labels_are_shown_verbatim_and_escaped():
     s = W.scrubber(_tiny_frames(2), labels=["x_T <noise>", "x_0"])
     assert "x_T &lt;noise&gt;" in s.label_stack.children[0].value
@@ -204,6 +209,7 @@ def test_embedded_state_contains_the_links_for_the_static_page():
         (lambda: W.scrubber([]), ValueError, "frames is empty"),
         (lambda: W.scrubber(_tiny_frames(61)), ValueError, "MAX_FRAMES = 60"),
         (lambda: W.scrubber(_tiny_frames(3), labels=[1, 2]), ValueError, "one label per frame"),
+        (lambda: W.scrubber(_tiny_frames(3), labels=5), TypeError, "one entry per frame"),
         (lambda: W.scrubber(_tiny_frames(3), initial=3), ValueError, r"\[0, 2\]"),
         (lambda: W.scrubber(_tiny_frames(3), initial=1.0), TypeError, "initial"),
         (lambda: W.scrubber(_tiny_frames(3), play_interval_ms=0), ValueError, "play_interval_ms"),

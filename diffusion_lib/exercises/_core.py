@@ -252,8 +252,9 @@ class Checker:
             raise TypeError(f"the checker for {self.name} must provide at least one Case")
         return cases
 
-    def __call__(self, fn: Callable[..., Any]) -> bool:
-        """Run every hidden case on ``fn``; print a ✓ line and return ``True``, or raise
+    def __call__(self, fn: Callable[..., Any]) -> None:
+        """Run every hidden case on ``fn``; print a ✓ line (and return nothing, so a notebook
+        shows only that line), or raise
         :class:`ExerciseFeedback` describing the first failure."""
         __tracebackhide__ = True  # noqa: F841  (hides this frame in IPython and pytest tracebacks)
         if not callable(fn):
@@ -272,20 +273,23 @@ class Checker:
             # instead of inside the harness: the message below it says what to fix.
             raise feedback.with_traceback(None) from feedback.__cause__
         print(f"✓ {self.name}: all {len(cases)} checks passed")
-        return True
 
     def validate(self) -> None:
         """Self-test for checker authors (call it from ``tests/``): the reference passes, and every
         known mistake fails with its own message. Raises ``AssertionError`` otherwise."""
-        assert self(self.reference) is True
+        try:
+            self(self.reference)
+        except ExerciseFeedback as fb:
+            raise AssertionError(f"{self.name}: the reference itself fails its checks: {fb}") from fb
         for m in self.mistakes:
             try:
                 self(m.fn)
             except ExerciseFeedback as fb:
-                assert fb.mistake is m, (
-                    f"{self.name}: the mistake {m.message[:60]!r}... was diagnosed as {str(fb)[:300]!r}; "
-                    f"reorder the mistakes or add a case where they differ"
-                )
+                if fb.mistake is not m:
+                    raise AssertionError(
+                        f"{self.name}: the mistake {m.message[:60]!r}... was diagnosed as {str(fb)[:300]!r}; "
+                        f"reorder the mistakes or add a case where they differ"
+                    ) from None
             else:
                 raise AssertionError(f"{self.name}: the mistake {m.message[:60]!r}... passed every check")
 

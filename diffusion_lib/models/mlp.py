@@ -165,7 +165,6 @@ class TimeMLP(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.inp = nn.Linear(data_dim, hidden)
         self.blocks = nn.ModuleList([_ResBlock(hidden, hidden) for _ in range(n_blocks)])
-        self.out_norm = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, self.out_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -174,4 +173,4 @@ class TimeMLP(nn.Module):
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, temb)
-        return self.out(torch.nn.functional.silu(self.out_norm(h)))
+        return self.out(torch.nn.functional.silu(h))
