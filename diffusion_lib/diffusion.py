@@ -437,7 +437,7 @@ class GaussianDiffusion:
         r"""Ancestral sampling: x_T ~ N(0, I), then x_{t-1} ~ p(x_{t-1} | x_t) for t = T, ..., 1.
 
         Returns the final sample x_0 (shape ``shape``), or with ``return_trajectory=True`` a dict
-        with "sample"; "trajectory", a tensor (T+1, *shape) with trajectory[t] = x_t (so index 0 is
+        with "sample"; "trajectory", a tensor ``(T+1, *shape)`` with ``trajectory[t] = x_t`` (so index 0 is
         the final sample and index T the starting noise); and "pred_x0", same layout, where
         pred_x0[t] is the prediction of x_0 made from x_t and pred_x0[0] the final sample.
         The trajectory costs (T+1) x the memory of one batch. Runs under torch.no_grad().
@@ -565,7 +565,7 @@ class GaussianDiffusion:
         to t = 0.
 
         Returns the final sample, or with ``return_trajectory=True`` a dict with "sample",
-        "timesteps" (LongTensor (K+1,) ascending: 0, tau_K, ..., tau_1), "trajectory" (K+1, *shape)
+        "timesteps" (LongTensor (K+1,) ascending: 0, tau_K, ..., tau_1), "trajectory" ``(K+1, *shape)``
         with trajectory[k] = x at time timesteps[k] (index 0 the final sample, index K the start),
         and "pred_x0" (same layout; pred_x0[0] is the final sample). With the full sequence this is
         the layout of :meth:`p_sample_loop`. Runs under torch.no_grad().

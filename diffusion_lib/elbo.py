@@ -2,22 +2,23 @@ r"""The ELBO of a variational diffusion model, estimated in two ways, term by te
 
 A Gaussian diffusion with schedule beta_1..beta_T (``NoiseSchedule``) and a reverse model
 p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I), p(x_T) = N(0, I). Its ELBO for one x_0 can be
-arranged in two ways (Luo, 2022):
+arranged in two ways (Luo, 2022)::
 
-(a) consistency form, expectations over the forward *trajectory*:
+    (a) consistency form, expectations over the forward *trajectory*:
 
-    ELBO = E[log p(x_0 | x_1)]                                            reconstruction
-         - E_{q(x_{T-1}|x_0)}[KL(q(x_T | x_{T-1}) || p(x_T))]             prior matching
-         + sum_{t=1}^{T-1} E[log p(x_t | x_{t+1}) - log q(x_t | x_{t-1})]   consistency terms
+        ELBO = E[log p(x_0 | x_1)]                                            reconstruction
+             - E_{q(x_{T-1}|x_0)}[KL(q(x_T | x_{T-1}) || p(x_T))]             prior matching
+             + sum_{t=1}^{T-1} E[log p(x_t | x_{t+1}) - log q(x_t | x_{t-1})]   consistency terms
 
-(b) denoising form, expectations over one marginal q(x_t | x_0) per term:
+    (b) denoising form, expectations over one marginal q(x_t | x_0) per term:
 
-    ELBO = E_{q(x_1|x_0)}[log p(x_0 | x_1)]                               reconstruction
-         - KL(q(x_T | x_0) || p(x_T))                                      prior matching
-         - sum_{t=2}^{T} E_{q(x_t|x_0)}[KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t))]   denoising matching
+        ELBO = E_{q(x_1|x_0)}[log p(x_0 | x_1)]                               reconstruction
+             - KL(q(x_T | x_0) || p(x_T))                                      prior matching
+             - sum_{t=2}^{T} E_{q(x_t|x_0)}[KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t))]   denoising matching
 
 ``elbo_consistency_terms`` and ``elbo_denoising_terms`` return one single-sample Monte Carlo
-value of every term; both are unbiased for the same ELBO, and (b) has far lower variance.
+value of every term; both are unbiased for the same ELBO, and each term of (b) has far lower
+variance than the matching term of (a).
 ``GaussianDataDenoiser`` is the exact denoiser of Gaussian data (Tweedie's formula in closed form)
 with the exact ELBO of the resulting reverse model, and ``kl_weights`` gives the weight each
 parameterisation (x_0, epsilon, score) puts on its squared error.

@@ -173,8 +173,8 @@ def simple_loss(
     r"""Per-example regression loss, averaged over the non-batch dimensions: shape ``(B,)``.
 
     * ``"l2"``: mean (pred - target)^2  (DDPM's L_simple when target = eps)
-    * ``"l1"``: mean |pred - target|
-    * ``"huber"``: mean of 1/2 d^2 where |d| <= delta, delta (|d| - delta/2) elsewhere
+    * ``"l1"``: mean ``|pred - target|``
+    * ``"huber"``: mean of ``d**2 / 2`` where ``|d| <= delta``, ``delta * (|d| - delta/2)`` elsewhere
     """
     check_floating(pred, "pred")
     check_floating(target, "target")

@@ -43,11 +43,11 @@ class ExerciseFeedback(Exception):
     It is deliberately *not* an ``AssertionError``: it is feedback for a person, not a failed
     internal invariant. Attributes for programmatic use (tests, graders):
 
-    ``exercise``  the exercise label (``"ex-forward-q-sample"``) or the function name,
-    ``check``     the description of the failing case (``None`` when no case ran),
-    ``kind``      a short key of the diagnosis: ``"not-implemented"``, ``"none"``, ``"shape"``,
-                  ``"dtype"``, ``"nan"``, ``"mistake"``, ``"values"``, ... ,
-    ``mistake``   the matching :class:`Mistake` when ``kind == "mistake"``, else ``None``.
+    - ``exercise``: the exercise label (``"ex-forward-q-sample"``) or the function name;
+    - ``check``: the description of the failing case (``None`` when no case ran);
+    - ``kind``: a short key of the diagnosis: ``"not-implemented"``, ``"none"``, ``"shape"``,
+      ``"dtype"``, ``"nan"``, ``"mistake"``, ``"values"``, ...;
+    - ``mistake``: the matching :class:`Mistake` when ``kind == "mistake"``, else ``None``.
     """
 
     def __init__(

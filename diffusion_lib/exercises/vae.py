@@ -1,12 +1,12 @@
 r"""Checkers for the exercises of the chapter on the VAE (``book/vae.ipynb``).
 
-=========================  ========================  ===========================================================
-checker                    exercise label            the function the student writes
-=========================  ========================  ===========================================================
-``check_kl_to_std_normal`` ``ex-vae-kl``             ``kl_to_std_normal(mean, logvar) -> (N,)``
-``check_reparameterize``   ``ex-vae-reparam``        ``reparameterize(mean, logvar, eps) -> z``
-``check_score_grad_mean``  ``ex-vae-score-grad``     ``score_grad_mean(f_values, z, mean, std) -> (S, D)``
-=========================  ========================  ===========================================================
+==========================  ========================  ===========================================================
+checker                     exercise label            the function the student writes
+==========================  ========================  ===========================================================
+``check_kl_to_std_normal``  ``ex-vae-kl``             ``kl_to_std_normal(mean, logvar) -> (N,)``
+``check_reparameterize``    ``ex-vae-reparam``        ``reparameterize(mean, logvar, eps) -> z``
+``check_score_grad_mean``   ``ex-vae-score-grad``     ``score_grad_mean(f_values, z, mean, std) -> (S, D)``
+==========================  ========================  ===========================================================
 
 The equations (Kingma and Welling, 2014):
 

@@ -119,7 +119,7 @@ class _ResBlock(nn.Module):
         nn.init.zeros_(self.fc2.bias)
 
     def forward(self, h: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        z = torch.nn.functional.silu(self.fc1(self.norm(h)) + self.temb(temb))
+        z = torch.nn.functional.silu(self.fc1(h) + self.temb(temb))
         return h + self.fc2(z)
 
 
