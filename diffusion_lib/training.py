@@ -55,6 +55,10 @@ class TrainResult:
     stopped_early: bool = False
     ema_model: nn.Module | None = None
     lrs: list[float] = field(default_factory=list)
+    #: everything needed to continue this run bit-identically with ``train(..., resume=state)``:
+    #: "step", "steps", "optimizer" and "generator" states, "ema" weights (or None), "losses", "lrs"
+    #: (the model's own weights are not included; save ``model.state_dict()`` next to it).
+    state: dict | None = None
 
     @property
     def steps_per_second(self) -> float:
@@ -145,6 +149,8 @@ def train(
     progress: bool = True,
     desc: str = "training",
     callback: Callable[[int, float, nn.Module], None] | None = None,
+    resume: dict | None = None,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``steps`` Adam steps on ``loss_fn``; return the loss history.
 
@@ -171,6 +177,12 @@ def train(
         desc: label of the progress bar.
         callback: ``callback(step, seconds, model)`` after every step (``step`` counts from 1);
             its own run time is not counted in ``seconds`` or against the budget.
+        resume: a ``TrainResult.state`` (e.g. read back from a checkpoint) to continue from; load
+            the model weights saved with it first. The run goes on from step ``resume["step"]``
+            with the same optimiser, random-number and EMA state, so it is bit-identical to an
+            uninterrupted run (``steps`` and the other arguments must be the same).
+        stop_at: stop after this many steps in total (< ``steps``), e.g. to save a checkpoint;
+            the learning-rate schedule still spans ``steps``.
     """
     _check_args(model, loss_fn, data, steps, batch_size, lr, warmup_steps, ema_decay, time_budget_s)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -185,17 +197,24 @@ def train(
             p.requires_grad_(False)
     losses: list[float] = []
     lrs: list[float] = []
+    start_step = 0
+    if resume is not None:
+        start_step = _restore(resume, steps, opt, g, ema_model)
+        losses, lrs = [float(v) for v in resume["losses"]], [float(v) for v in resume["lrs"]]
+    end_step = steps if stop_at is None else int(stop_at)
+    if not start_step <= end_step <= steps:
+        raise ValueError(f"stop_at must lie between the resumed step {start_step} and steps={steps}, got {stop_at!r}")
     stopped_early = False
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc=desc, leave=True)
+        bar = tqdm(total=steps, initial=start_step, desc=desc, leave=True)
     model.train()
     paused = 0.0
     start = time.perf_counter()
     try:
-        for step in range(steps):
+        for step in range(start_step, end_step):
             lr_now = lr_at_step(step, steps, lr, warmup_steps, lr_schedule, final_lr_fraction)
             for group in opt.param_groups:
                 group["lr"] = lr_now
@@ -210,7 +229,8 @@ def train(
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"the loss became {value} at step {step + 1}: lower the learning rate, add "
-                    "grad_clip, or check the loss for a log of zero / division by zero"
+                    "grad_clip, check that the data lie in the range the model expects (e.g. [-1, 1]), "
+                    "or check the loss for a log of zero / division by zero"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -236,7 +256,7 @@ def train(
                 callback(step + 1, elapsed, model)
                 model.train()
                 paused += time.perf_counter() - t_cb
-            if time_budget_s is not None and elapsed > time_budget_s and step + 1 < steps:
+            if time_budget_s is not None and elapsed > time_budget_s and step + 1 < end_step:
                 stopped_early = True
                 warnings.warn(
                     f"{desc}: the time budget of {time_budget_s:g} s ran out after {step + 1} of {steps} "
@@ -250,8 +270,32 @@ def train(
             bar.close()
         model.eval()
     seconds = time.perf_counter() - start - paused
+    state = {
+        "step": len(losses), "steps": steps, "optimizer": opt.state_dict(), "generator": g.get_state(),
+        "ema": None if ema_model is None else ema_model.state_dict(), "losses": list(losses), "lrs": list(lrs),
+    }
     return TrainResult(losses=losses, steps=len(losses), seconds=seconds, stopped_early=stopped_early,
-                       ema_model=ema_model, lrs=lrs)
+                       ema_model=ema_model, lrs=lrs, state=state)
+
+
+def _restore(state: dict, steps: int, opt: torch.optim.Optimizer, g: torch.Generator,
+             ema_model: nn.Module | None) -> int:
+    """Load a ``TrainResult.state`` into the optimiser, generator and EMA copy; return its step."""
+    missing = {"step", "steps", "optimizer", "generator", "ema", "losses", "lrs"} - set(state)
+    if missing:
+        raise ValueError(f"resume must be a TrainResult.state (or a checkpoint's 'train_state'); it lacks {sorted(missing)}")
+    if int(state["steps"]) != steps:
+        raise ValueError(
+            f"the run being resumed was planned for steps={state['steps']} (its learning-rate schedule "
+            f"depends on it); pass the same steps, got {steps}"
+        )
+    if (state["ema"] is None) != (ema_model is None):
+        raise ValueError("resume with the same ema_decay setting as the original run (EMA on in one, off in the other)")
+    opt.load_state_dict(state["optimizer"])
+    g.set_state(state["generator"])
+    if ema_model is not None:
+        ema_model.load_state_dict(state["ema"])
+    return int(state["step"])
 
 
 def estimate_steps(

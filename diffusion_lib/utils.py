@@ -28,17 +28,22 @@ def set_seed(seed: int = 0) -> torch.Generator:
 def set_threads(n: int | None = None) -> int:
     """Set PyTorch's intra-op thread count and return it.
 
-    ``n=None`` reads the environment variable ``DIFFUSION_BOOK_THREADS`` and otherwise keeps
-    PyTorch's default. On a shared 1-2 core machine (Binder, CI) one thread is often as fast as
-    two, and far faster when another process competes for the cores.
+    The environment variable ``DIFFUSION_BOOK_THREADS``, when set, wins over ``n``: the chapters
+    call ``set_threads(1)``, and a reader with more cores can export a larger number. With
+    ``n=None`` and no variable, PyTorch's default is kept. On a shared 1-2 core machine (Binder,
+    CI) one thread is often as fast as two, and far faster when another process competes for
+    the cores.
     """
+    env = os.environ.get("DIFFUSION_BOOK_THREADS")
+    if env is not None:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"DIFFUSION_BOOK_THREADS must be a whole number, got {env!r}") from None
     if n is None:
-        env = os.environ.get("DIFFUSION_BOOK_THREADS")
-        if env is None:
-            return torch.get_num_threads()
-        n = int(env)
-    if n < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
+        return torch.get_num_threads()
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"thread count must be an int >= 1, got {n!r}")
     torch.set_num_threads(n)
     return n
 

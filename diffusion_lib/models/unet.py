@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from diffusion_lib.models.embedding import SinusoidalTimeEmbedding
+from diffusion_lib.models.embedding import SinusoidalTimeEmbedding, sinusoidal_embedding
 
 __all__ = [
     "UNet",
@@ -481,7 +481,9 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The conditioning vector ``e`` of every block: ``MLP(sinusoidal(t)) + class_embedding(y)``."""
-        emb = self.time_embed(t)
+        te = self.time_embed
+        code = sinusoidal_embedding(t, te.dim, te.max_period)
+        emb = te.mlp(code.to(self.init_conv.weight.dtype))  # follow the model's dtype (float64 in tests)
         if self.class_embed is not None:
             if y is None:
                 y = torch.full_like(t, self.num_classes)
@@ -489,11 +491,12 @@ class UNet(nn.Module):
         return emb
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
-                return_shapes: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[tuple[str, tuple]]]:
+                return_shapes: bool = False, use_skips: bool = True) -> torch.Tensor | tuple[torch.Tensor, list[tuple[str, tuple]]]:
         """Predict from ``x_t`` (B, C, H, W) at timesteps ``t`` (B,) and optional labels ``y`` (B,).
 
         With ``return_shapes=True`` also return a list ``(stage name, tensor shape)`` after every
-        stage (the book's walk-through prints it).
+        stage (the book's walk-through prints it). ``use_skips=False`` replaces every skip tensor
+        by zeros (an ablation for the book: all information must then pass the bottleneck).
         """
         self._check_inputs(x, t, y)
         shapes: list[tuple[str, tuple]] = []
@@ -505,14 +508,14 @@ class UNet(nn.Module):
 
         emb = note("embedding e", self.embed(t, y))
         h = note("init conv", self.init_conv(x))
-        h0 = h
+        h0 = h if use_skips else torch.zeros_like(h)
         skips = []
         for i, lvl in enumerate(self.downs):
             h = note(f"down {i + 1}: block 1", lvl.block1(h, emb))
-            skips.append(h)
+            skips.append(h if use_skips else torch.zeros_like(h))
             h = lvl.attn(lvl.block2(h, emb))
             note(f"down {i + 1}: block 2 + attention", h)
-            skips.append(h)
+            skips.append(h if use_skips else torch.zeros_like(h))
             h = note(f"down {i + 1}: " + ("downsample" if i < self.num_levels - 1 else "conv"), lvl.resample(h))
         h = note("middle: block 1", self.mid_block1(h, emb))
         h = note("middle: attention", self.mid_attn(h))

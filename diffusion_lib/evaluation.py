@@ -1,0 +1,364 @@
+r"""Evaluating a diffusion model of the 8x8 digits: likelihood bounds, baselines and timed sampling.
+
+Likelihood. For discrete data (17 pixel levels) the variational bound of a diffusion model
+
+    -log p(x_0) <= L_T + sum_{t=2}^{T} L_{t-1} + L_0 =: L(x_0)
+
+is an upper bound on a true negative log-*probability* when L_0 = -log p(x_0 | x_1) uses the
+discretised Gaussian decoder (Ho et al., 2020, section 3.3): each pixel gets the Gaussian mass of
+its bin of width 2/16 (the end bins extend to infinity). :func:`negative_bound` averages L(x_0)
+over a data set and reports it in **nats per image** (summed over the 64 pixels) and in
+**bits per dimension** (nats / (64 ln 2)). The exact sum costs T network calls per batch; the
+estimator with ``num_timesteps=K`` computes L_0 and L_T exactly and replaces the sum over
+t = 2..T by a stratified sample (one random t per block of about (T-1)/(K-1) steps, weighted by
+the block's size): unbiased, with K-1 network calls per batch.
+
+Baseline. :func:`independent_pixel_nll` fits one categorical distribution over the 17 levels
+to each of the 64 pixels (add-alpha smoothed counts on a training set) and returns the
+negative log-likelihood of a test set: a model that knows which pixels are usually dark but
+nothing about shapes. A useful generative model must beat it.
+
+Sampling. :func:`sample_digits` runs DDPM (ancestral) or DDIM sampling in batches and reports
+the wall time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from diffusion_lib.data import DIGITS_NUM_LEVELS, digits_to_levels
+from diffusion_lib.diffusion import GaussianDiffusion
+
+__all__ = [
+    "BoundResult",
+    "negative_bound",
+    "stratified_timesteps",
+    "independent_pixel_nll",
+    "SampleResult",
+    "sample_digits",
+    "ddim_invert",
+    "slerp",
+]
+
+
+@dataclass
+class BoundResult:
+    """The negative variational bound on a data set (what :func:`negative_bound` returns).
+
+    Attributes:
+        per_image: (N,) the bound L(x_0) of every image, in nats (summed over its dimensions).
+        prior: (N,) L_T of every image, in nats.
+        decoder: (N,) L_0 = -log p(x_0 | x_1) of every image, in nats.
+        terms: (T+1,) the mean over images of each term: terms[1] = L_0, terms[t] = L_{t-1} for
+            t >= 2 (for the stratified estimate: the weighted sampled KL attributed to the t drawn,
+            summed over images and divided by N -- noisy per t, exact in its sum), terms[0] = 0.
+        num_dims: dimensions per image (64 for the digits).
+        num_timesteps: network calls per batch (T for the exact bound, K for the estimate).
+        exact: True if every t was evaluated, False for the stratified estimate.
+    """
+
+    per_image: torch.Tensor
+    prior: torch.Tensor
+    decoder: torch.Tensor
+    terms: torch.Tensor
+    num_dims: int
+    num_timesteps: int
+    exact: bool
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def nats_per_image(self) -> float:
+        """Mean bound over the images, nats per image."""
+        return float(self.per_image.mean())
+
+    @property
+    def stderr_nats(self) -> float:
+        """Standard error of :attr:`nats_per_image` over images (sampling of x_t included)."""
+        n = self.per_image.numel()
+        return float(self.per_image.std() / math.sqrt(n)) if n > 1 else float("nan")
+
+    @property
+    def bits_per_dim(self) -> float:
+        """nats_per_image / (num_dims ln 2)."""
+        return self.nats_per_image / (self.num_dims * math.log(2.0))
+
+    def __repr__(self) -> str:
+        kind = "exact sum over t" if self.exact else f"stratified estimate, {self.num_timesteps} t per image"
+        return (
+            f"BoundResult({self.nats_per_image:.2f} ± {self.stderr_nats:.2f} nats/image = "
+            f"{self.bits_per_dim:.4f} bits/dim on {self.per_image.numel()} images; {kind})"
+        )
+
+
+def stratified_timesteps(T: int, num_timesteps: int, batch: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified draw of timesteps in 2..T for the bound estimate.
+
+    The range 2..T is cut into ``num_timesteps - 1`` contiguous blocks of (nearly) equal size; for
+    each block and each of ``batch`` examples one t is drawn uniformly inside the block. Returns
+    ``(t, weight)``: t a LongTensor (num_timesteps - 1, batch), weight (num_timesteps - 1,) the block
+    sizes (they sum to T - 1), so that sum_k weight[k] * L_{t[k]-1} is an unbiased estimate of
+    sum_{t=2}^{T} L_{t-1}.
+    """
+    if not isinstance(T, int) or T < 2:
+        raise ValueError(f"the stratified estimate needs T >= 2, got T = {T}")
+    if not isinstance(num_timesteps, int) or not 2 <= num_timesteps <= T:
+        raise ValueError(
+            f"num_timesteps must be an int between 2 and T = {T} (t = 1 is always evaluated exactly, "
+            f"the rest of 2..T is sampled), got {num_timesteps!r}; use num_timesteps=None for the exact sum"
+        )
+    K = num_timesteps - 1
+    edges = torch.round(torch.linspace(2, T + 1, K + 1, dtype=torch.float64)).long()  # block k: [edges[k], edges[k+1])
+    lo, hi = edges[:-1], edges[1:]
+    weight = (hi - lo).to(torch.float64)
+    u = torch.rand((K, batch), generator=generator, dtype=torch.float64)
+    t = lo[:, None] + torch.floor(u * weight[:, None]).long()
+    return t.clamp(max=(hi - 1)[:, None]), weight
+
+
+def negative_bound(
+    diffusion: GaussianDiffusion,
+    model: Callable[..., torch.Tensor],
+    images: torch.Tensor,
+    num_timesteps: int | None = None,
+    batch_size: int = 512,
+    num_levels: int = DIGITS_NUM_LEVELS,
+    model_kwargs: dict | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> BoundResult:
+    r"""The negative variational bound -log p(x_0) <= L(x_0) on a data set, nats per image and bits/dim.
+
+    L(x_0) = L_T + sum_{t=2}^{T} KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) - log p(x_0|x_1), with the
+    discretised decoder on ``num_levels`` levels (17 for the digits) and one draw of x_t per term.
+
+    Args:
+        diffusion: the model's :class:`GaussianDiffusion` (its schedule, mean and variance types).
+        model: the network, called as ``model(x_t, t, **model_kwargs)``; put it in eval mode.
+        images: (N, ...) data on the grid of ``num_levels`` values in [-1, 1] (e.g. the TEST split).
+        num_timesteps: None for the exact sum (``diffusion.variational_bound``, T network calls per
+            batch); an int K in 2..T for the unbiased stratified estimate with K calls per batch
+            (L_0 and L_T exact, see :func:`stratified_timesteps`).
+        batch_size: images per batch.
+        model_kwargs: extra keyword arguments for the model (e.g. ``{"y": labels}`` for the whole
+            data set; they are sliced into batches along dimension 0 when they are tensors).
+        generator: seeds the draws of x_t (and of the timesteps).
+    """
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.ndim < 2:
+        raise TypeError("images must be a float tensor (N, ...) on the [-1, 1] scale, e.g. load_digits_split('test')[0]")
+    if num_levels == DIGITS_NUM_LEVELS and images.shape[1:] == (1, 8, 8):
+        if not torch.equal(images, images.clamp(-1, 1)) or not torch.allclose(
+            images, digits_to_levels(images).to(images.dtype) / 8 - 1, atol=1e-6
+        ):
+            raise ValueError(
+                "the discretised bound needs images on the data grid (17 levels in [-1, 1]); these are not. "
+                "Evaluate real data (load_digits_split), or round with diffusion_lib.data.quantize_digits"
+            )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    T = diffusion.T
+    N = images.shape[0]
+    num_dims = images[0].numel()
+    exact = num_timesteps is None or num_timesteps >= T
+    per_image, prior, decoder = [], [], []
+    terms = torch.zeros(T + 1, dtype=torch.float64)
+    start = time.perf_counter()
+    batches = list(range(0, N, batch_size))
+    outer = batches
+    if progress and not exact:
+        from tqdm.auto import tqdm
+
+        outer = tqdm(batches, desc=f"bound ({num_timesteps} t per image)")
+    for i in outer:
+        x0 = images[i : i + batch_size]
+        kw = {k: (v[i : i + batch_size] if isinstance(v, torch.Tensor) and v.shape[:1] == (N,) else v)
+              for k, v in (model_kwargs or {}).items()}
+        B = x0.shape[0]
+        if exact:
+            out = diffusion.variational_bound(
+                model, x0, model_kwargs=kw, decoder="discretized", num_levels=num_levels,
+                generator=generator, progress=progress,
+            )
+            per_image.append(out["total"].double())
+            prior.append(out["prior"].double())
+            decoder.append(out["terms"][:, 1].double())
+            terms += out["terms"].double().sum(0)
+            continue
+        ts, weight = stratified_timesteps(T, int(num_timesteps), B, generator)
+        with torch.no_grad():
+            one = torch.ones(B, dtype=torch.long)
+            x1 = diffusion.q_sample(x0, one, generator=generator)
+            l0 = diffusion.vb_term(model, x0, x1, one, model_kwargs=kw, decoder="discretized", num_levels=num_levels).double()
+            lt = diffusion.prior_kl(x0).double()
+            total = l0 + lt
+            terms[1] += l0.sum()
+            for k in range(ts.shape[0]):
+                t = ts[k]
+                xt = diffusion.q_sample(x0, t, generator=generator)
+                kl = diffusion.vb_term(model, x0, xt, t, model_kwargs=kw, num_levels=num_levels).double() * weight[k]
+                total = total + kl
+                terms.index_add_(0, t, kl)
+        per_image.append(total)
+        prior.append(lt)
+        decoder.append(l0)
+    seconds = time.perf_counter() - start
+    return BoundResult(
+        per_image=torch.cat(per_image), prior=torch.cat(prior), decoder=torch.cat(decoder),
+        terms=terms / N, num_dims=num_dims, num_timesteps=T if exact else int(num_timesteps),
+        exact=exact, seconds=seconds,
+    )
+
+
+def independent_pixel_nll(
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    num_levels: int = DIGITS_NUM_LEVELS,
+    alpha: float = 1.0,
+) -> torch.Tensor:
+    r"""Per-image NLL (nats) of ``test_images`` under independent per-pixel categoricals fit on ``train_images``.
+
+    For pixel j and level v, p_j(v) = (n_j(v) + alpha) / (N + num_levels * alpha) with n_j(v) the
+    number of training images whose pixel j has level v (add-alpha smoothing keeps unseen levels
+    possible). The NLL of an image is -sum_j log p_j(v_j). Images are on the [-1, 1] scale of
+    ``load_digits_split``; returns a float64 tensor (N_test,) -- take ``.mean()`` for nats per image.
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0 (with 0 a level never seen in training has probability 0 and the NLL is infinite), got {alpha}")
+    tr = digits_to_levels(train_images).flatten(1)  # (N, D)
+    te = digits_to_levels(test_images).flatten(1)
+    if tr.shape[1] != te.shape[1]:
+        raise ValueError(f"train and test images must have the same number of pixels, got {tr.shape[1]} and {te.shape[1]}")
+    if int(tr.max()) >= num_levels or int(te.max()) >= num_levels:
+        raise ValueError(f"pixel levels exceed num_levels = {num_levels}")
+    N, D = tr.shape
+    counts = torch.zeros((D, num_levels), dtype=torch.float64)
+    counts.scatter_add_(1, tr.T.contiguous(), torch.ones((D, N), dtype=torch.float64))
+    log_p = torch.log(counts + alpha) - math.log(N + num_levels * alpha)  # (D, L)
+    return -log_p.gather(1, te.T.contiguous()).sum(0)
+
+
+@dataclass
+class SampleResult:
+    """Samples and the wall-clock seconds they took (:func:`sample_digits`)."""
+
+    samples: torch.Tensor
+    seconds: float
+    network_calls: int
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.seconds / self.samples.shape[0]
+
+
+def sample_digits(
+    diffusion: GaussianDiffusion,
+    model: Callable[..., torch.Tensor],
+    num_images: int,
+    method: str = "ddpm",
+    num_steps: int | None = None,
+    eta: float = 0.0,
+    clip_x0: bool = True,
+    batch_size: int = 500,
+    model_kwargs: dict | None = None,
+    generator: torch.Generator | None = None,
+    shape: tuple[int, ...] = (1, 8, 8),
+    progress: bool = False,
+) -> SampleResult:
+    """Draw ``num_images`` samples with DDPM (``method="ddpm"``, all T steps) or DDIM (``"ddim"``).
+
+    DDIM uses ``num_steps`` evenly spaced steps (:meth:`GaussianDiffusion.ddim_timesteps`) and
+    ``eta`` (0: deterministic). Samples are made in batches of ``batch_size`` (``model_kwargs``
+    tensors of length ``num_images`` are sliced along with them) and timed together.
+    """
+    if method not in ("ddpm", "ddim"):
+        raise ValueError(f"method must be 'ddpm' (ancestral sampling) or 'ddim', got {method!r}")
+    if method == "ddpm" and num_steps not in (None, diffusion.T):
+        raise ValueError(
+            f"DDPM sampling always takes all T = {diffusion.T} steps; for fewer steps use method='ddim' "
+            f"(eta=1 gives DDPM-like noise on a shorter schedule)"
+        )
+    if num_images < 1 or batch_size < 1:
+        raise ValueError(f"num_images and batch_size must be >= 1, got {num_images} and {batch_size}")
+    chunks = []
+    calls = 0
+    start = time.perf_counter()
+    for i in range(0, num_images, batch_size):
+        B = min(batch_size, num_images - i)
+        kw = {k: (v[i : i + B] if isinstance(v, torch.Tensor) and v.shape[:1] == (num_images,) else v)
+              for k, v in (model_kwargs or {}).items()}
+        if method == "ddpm":
+            x = diffusion.p_sample_loop(model, (B, *shape), clip_x0=clip_x0, model_kwargs=kw,
+                                        generator=generator, progress=progress)
+            calls += diffusion.T
+        else:
+            x = diffusion.ddim_sample_loop(model, (B, *shape), num_steps=num_steps, eta=eta, clip_x0=clip_x0,
+                                           model_kwargs=kw, generator=generator, progress=progress)
+            calls += num_steps if num_steps is not None else diffusion.T
+        chunks.append(x)
+    seconds = time.perf_counter() - start
+    return SampleResult(samples=torch.cat(chunks), seconds=seconds, network_calls=calls)
+
+
+def ddim_invert(
+    diffusion: GaussianDiffusion,
+    model: Callable[..., torch.Tensor],
+    x0: torch.Tensor,
+    timesteps: torch.Tensor,
+    model_kwargs: dict | None = None,
+) -> torch.Tensor:
+    r"""Run deterministic DDIM (eta = 0) *upwards*: encode data x_0 into a latent x_{tau_1}.
+
+    ``timesteps`` is the decreasing sequence tau_1 > ... > tau_K that
+    ``ddim_sample_loop(..., timesteps=timesteps, x_T=latent)`` would use to decode; the encoder
+    visits it in reverse, 0 -> tau_K -> ... -> tau_1, with the same update as a DDIM step but
+    towards more noise,
+
+        x_next = sqrt(abar_next) * x0_hat(x, t) + sqrt(1 - abar_next) * eps_hat(x, t),
+
+    evaluating the network at the current (lower) time t (at t = 0 it uses t = 1). For a smooth
+    model and small steps, decoding the latent gives x_0 back (the probability-flow ODE run both ways).
+    """
+    if not isinstance(timesteps, torch.Tensor):
+        timesteps = torch.as_tensor(list(timesteps), dtype=torch.long)
+    taus = diffusion._check_timestep_sequence(timesteps).tolist()  # decreasing
+    up = [0] + taus[::-1]
+    ab = diffusion.schedule.alpha_bar
+    x = x0
+    with torch.no_grad():
+        for t_cur, t_next in zip(up[:-1], up[1:]):
+            t_eval = max(t_cur, 1)
+            t_b = torch.full((x.shape[0],), t_eval, dtype=torch.long, device=x.device)
+            out = diffusion.p_mean_variance(model, x, t_b, model_kwargs=model_kwargs)
+            eps = out["pred_eps"]
+            x0_hat = (x - (1 - ab[t_cur]).sqrt() * eps) / ab[t_cur].sqrt()
+            x = ab[t_next].sqrt() * x0_hat + (1 - ab[t_next]).sqrt() * eps
+    return x
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, lam: float) -> torch.Tensor:
+    r"""Spherical interpolation between two noise tensors of the same shape (each flattened as one vector):
+
+        slerp(z0, z1; lam) = sin((1 - lam) theta) / sin(theta) * z0 + sin(lam theta) / sin(theta) * z1,
+
+    with theta the angle between z0 and z1. For two independent Gaussian vectors in many dimensions
+    theta is close to 90 degrees and the norm stays near sqrt(D) along the path, where linear
+    interpolation would pass through atypically small vectors. Falls back to linear
+    interpolation when z0 and z1 are (anti)parallel up to round-off.
+    """
+    if not isinstance(z0, torch.Tensor) or not isinstance(z1, torch.Tensor) or z0.shape != z1.shape:
+        raise ValueError("z0 and z1 must be tensors of the same shape")
+    if not 0.0 <= float(lam) <= 1.0:
+        raise ValueError(f"lam must lie in [0, 1] (0 gives z0, 1 gives z1), got {lam}")
+    a, b = z0.flatten(), z1.flatten()
+    cos = torch.dot(a, b) / (a.norm() * b.norm())
+    theta = torch.arccos(cos.clamp(-1.0, 1.0))
+    if float(torch.sin(theta)) < 1e-6:
+        return (1 - lam) * z0 + lam * z1
+    return (torch.sin((1 - lam) * theta) * z0 + torch.sin(lam * theta) * z1) / torch.sin(theta)

@@ -1,0 +1,131 @@
+"""Checkpoints: weights-only files, float16 shipping, bit-identical resume, the NaN guard, and the
+shipped checkpoints themselves (loadable, and their recorded test bound reproduces)."""
+
+import copy
+
+import pytest
+import torch
+
+from diffusion_lib.checkpoints import (
+    CHECKPOINT_DIR, load_checkpoint, load_pretrained, make_config, make_diffusion, make_model,
+    save_checkpoint, test_bound, train_run,
+)
+from diffusion_lib.data import load_digits_split
+
+torch.set_num_threads(1)
+
+TINY = dict(T=25, steps=6, batch_size=8, warmup_steps=2, loss="hybrid", ema_decay=0.9,
+            model={"dim": 8, "groups": 4, "attn_heads": 2, "attn_dim_head": 8})
+
+
+def _cfg(**overrides):
+    return make_config(**{**TINY, **overrides})
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_save_load_round_trip_is_weights_only(tmp_path):
+    cfg = _cfg(steps=2)
+    model, result = train_run(cfg, progress=False)
+    path = save_checkpoint(tmp_path / "run.pt", model, cfg, result, metrics={"note": "x", "value": 1.5})
+    raw = torch.load(path, weights_only=True)  # no pickled Python objects inside
+    assert raw["config"] == cfg and raw["metrics"]["value"] == 1.5 and raw["dtype"] == "float32"
+    ckpt = load_checkpoint(path)
+    rebuilt = make_model(ckpt["config"])
+    rebuilt.load_state_dict(ckpt["model"])
+    assert _same_state(rebuilt.state_dict(), model.state_dict())
+    assert _same_state(ckpt["ema"], result.ema_model.state_dict())
+
+
+def test_config_must_be_plain(tmp_path):
+    cfg = _cfg()
+    model = make_model(cfg)
+    with pytest.raises(TypeError, match="weights_only"):
+        save_checkpoint(tmp_path / "bad.pt", model, {**cfg, "schedule": make_diffusion(cfg).schedule})
+    with pytest.raises(ValueError, match="unknown config keys"):
+        make_config(learning_rate=1e-3)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        make_config(loss="mse")
+
+
+def test_resume_is_bit_identical(tmp_path):
+    """N steps in one go == k steps, save, load from disk, N - k more (weights, EMA, losses)."""
+    cfg = _cfg()
+    full_model, full = train_run(cfg, progress=False)
+
+    first_model, first = train_run(cfg, stop_at=2, progress=False)
+    assert first.steps == 2
+    path = save_checkpoint(tmp_path / "part.pt", first_model, cfg, first)
+    del first_model, first
+    resumed_model, resumed = train_run(cfg, resume=load_checkpoint(path), progress=False)
+
+    assert resumed.losses == full.losses and len(full.losses) == 6
+    assert _same_state(resumed_model.state_dict(), full_model.state_dict())
+    assert _same_state(resumed.ema_model.state_dict(), full.ema_model.state_dict())
+    # and the check has teeth: resuming without the saved random-number state diverges
+    broken = load_checkpoint(path)
+    broken["train_state"]["generator"] = torch.Generator().manual_seed(123).get_state()
+    other_model, other = train_run(cfg, resume=broken, progress=False)
+    assert other.losses[2:] != full.losses[2:]
+
+
+def test_resume_rejects_mismatched_runs(tmp_path):
+    cfg = _cfg()
+    model, result = train_run(cfg, stop_at=1, progress=False)
+    path = save_checkpoint(tmp_path / "p.pt", model, cfg, result)
+    ckpt = load_checkpoint(path)
+    from diffusion_lib.training import train
+
+    with pytest.raises(ValueError, match="planned for steps=6"):
+        train(make_model(cfg), lambda m, b, g: m(b, torch.ones(b.shape[0], dtype=torch.long)).mean(),
+              torch.zeros(4, 1, 8, 8), steps=9, ema_decay=0.9, resume=ckpt["train_state"], progress=False)
+    shipped = save_checkpoint(tmp_path / "s.pt", model, cfg, result, half=True)
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        train_run(cfg, resume=load_checkpoint(shipped), progress=False)
+
+
+def test_float16_file_is_smaller_and_upcast_on_load(tmp_path):
+    cfg = _cfg(steps=2)
+    model, result = train_run(cfg, progress=False)
+    full = save_checkpoint(tmp_path / "full.pt", model, cfg, result)
+    half = save_checkpoint(tmp_path / "half.pt", model, cfg, result, half=True)
+    assert half.stat().st_size < 0.4 * full.stat().st_size  # no optimizer state, one fp16 copy
+    loaded, _, ckpt = load_pretrained(half)
+    assert ckpt["ema"] is None and all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([1, 5, 10, 25])
+    with torch.no_grad():
+        ref = result.ema_model(x, t)
+        err = (loaded(x, t) - ref).abs().max().item()
+    assert 0 < err < 1e-2 * (1 + ref.abs().max().item())  # float16 rounding only
+
+
+def test_nan_loss_raises_a_clear_error():
+    cfg = _cfg(loss="simple", lr=10.0, warmup_steps=0, steps=20)
+    with pytest.raises(FloatingPointError, match=r"at step \d+: lower the learning rate.*range"):
+        train_run(cfg, progress=False)
+
+
+def test_missing_checkpoint_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_digits.py"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+SHIPPED = sorted(p.name for p in CHECKPOINT_DIR.glob("ddpm_digits*.pt"))
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped DDPM checkpoints in checkpoints/")
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoint_loads_and_its_bound_reproduces(name):
+    model, diffusion, ckpt = load_pretrained(name)
+    assert torch.load(CHECKPOINT_DIR / name, weights_only=True)["dtype"] == "float16"
+    m = ckpt["metrics"]
+    assert m["test_nats"] <= 90.0
+    # re-evaluate the bound on the first 64 test images only (a quick check of the stored number):
+    images, _ = load_digits_split("test")
+    small = copy.copy(diffusion)
+    out = small.variational_bound(model, images[:64], num_levels=17, generator=torch.Generator().manual_seed(0))
+    est = out["total"].mean().item()
+    se = out["total"].std().item() / 8
+    assert abs(est - m["test_nats"]) < 4 * se + 5, (est, m["test_nats"])
