@@ -287,14 +287,18 @@ def load_pretrained(name_or_path: str | Path = "ddpm_digits.pt", use_ema: bool =
 
 
 def test_bound(model: nn.Module, diffusion: GaussianDiffusion, split: str = "test", batch_size: int = 500,
-               seed: int = 0, progress: bool = False, model_kwargs: dict | None = None) -> dict[str, float]:
+               seed: int = 0, progress: bool = False, model_kwargs: dict | None = None,
+               limit: int | None = None) -> dict[str, float]:
     """The variational bound on ``-log p(x_0)`` over a digits split: mean nats per image and bits/dim.
 
     Uses :meth:`GaussianDiffusion.variational_bound` with the discretised decoder over the 17
-    pixel levels (one draw of x_t per t, from a generator seeded with ``seed``). Returns
+    pixel levels (one draw of x_t per t, from a generator seeded with ``seed``); ``limit`` uses
+    only the first ``limit`` images of the split. Returns
     ``{"nats": mean bound, "nats_se": its standard error, "bits_per_dim": ..., "n": images}``.
     """
     images, _ = load_digits_split(split)
+    if limit is not None:
+        images = images[:limit]
     g = torch.Generator().manual_seed(seed)
     totals = []
     for start in range(0, images.shape[0], batch_size):

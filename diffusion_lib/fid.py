@@ -192,7 +192,7 @@ def train_digit_classifier(
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     seconds = time.perf_counter() - start
     model.eval()
     acc = classifier_accuracy(model, images, labels)

@@ -37,6 +37,8 @@ FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+#: Default folder for downloaded files (outside the repository, so the book never picks them up).
+_CACHE = Path.home() / ".cache" / "diffusion_book"
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
 
@@ -121,7 +123,7 @@ def _load(name: str, pretty: str, root: str | Path, split: str, limit: int | Non
     return x, torch.from_numpy(labels.astype(np.int64)), name
 
 
-def load_mnist(root: str | Path = "data/mnist", split: str = "train", limit: int | None = None,
+def load_mnist(root: str | Path = _CACHE / "mnist", split: str = "train", limit: int | None = None,
                fallback: bool = True) -> tuple[torch.Tensor, torch.Tensor, str]:
     """MNIST as ``(images (N, 1, 28, 28) in [-1, 1], labels (N,), "mnist")``; offline: the digits.
 
@@ -130,7 +132,7 @@ def load_mnist(root: str | Path = "data/mnist", split: str = "train", limit: int
     return _load("mnist", "MNIST", root, split, limit, fallback)
 
 
-def load_fashion_mnist(root: str | Path = "data/fashion_mnist", split: str = "train", limit: int | None = None,
+def load_fashion_mnist(root: str | Path = _CACHE / "fashion_mnist", split: str = "train", limit: int | None = None,
                        fallback: bool = True) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Fashion-MNIST as ``(images (N, 1, 28, 28) in [-1, 1], labels (N,), "fashion_mnist")``; offline: the digits."""
     return _load("fashion_mnist", "Fashion-MNIST", root, split, limit, fallback)

@@ -12,7 +12,9 @@ Examples::
 
 Every ``--checkpoint-every`` steps a full-precision checkpoint with the training state is written
 to ``<out>.resume.pt``; ``--resume <that file>`` continues the run bit-identically. With
-``--ship`` the final file holds float16 EMA weights only (small), plus the test-set bound.
+``--ship`` the final file holds float16 weights only (small), plus the test-set bound. Of the two
+candidate models at the end, the EMA weights and the last weights, the one with the lower bound on
+the validation split is kept (``metrics["weights"]`` says which).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from pathlib import Path
 import torch
 
 from diffusion_lib.checkpoints import (
-    LOSSES, load_checkpoint, make_config, make_diffusion, save_checkpoint, test_bound, train_run,
+    LOSSES, load_checkpoint, make_config, make_diffusion, make_model, save_checkpoint, test_bound, train_run,
 )
+from diffusion_lib.training import TrainResult
 from diffusion_lib.utils import set_threads
 
 
@@ -55,7 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ship", action="store_true", help="write float16 EMA weights only (small file) plus the test bound")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="write <out>.resume.pt every this many steps")
     p.add_argument("--resume", type=Path, default=None, help="continue from a .resume.pt checkpoint")
-    p.add_argument("--no-eval", action="store_true", help="skip the test-set bound at the end")
+    p.add_argument("--no-eval", action="store_true", help="skip the bounds at the end")
+    p.add_argument("--weights", choices=["val", "ema", "raw"], default="val",
+                   help="which weights to keep: the lower validation bound (val), the EMA, or the last weights (raw)")
+    p.add_argument("--val-images", type=int, default=350, help="validation images used to choose the weights")
     return p.parse_args(argv)
 
 
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = args.steps
         if steps is None and args.minutes is not None:
             from diffusion_lib.training import estimate_steps
-            from diffusion_lib.checkpoints import diffusion_loss_fn, make_model
+            from diffusion_lib.checkpoints import diffusion_loss_fn
             from diffusion_lib.data import load_digits_split
 
             probe_cfg = make_config(loss=args.loss, T=args.T, schedule=args.schedule)
@@ -90,50 +96,69 @@ def main(argv: list[str] | None = None) -> int:
     print("config:", json.dumps(config))
     resume_path = args.out.with_name(args.out.name.removesuffix(".pt") + ".resume.pt")
     budget = None if args.minutes is None else 60 * args.minutes
-    model, result, seconds = None, None, 0.0
+    model, result = None, None
     step = 0 if resume is None else int(resume["train_state"]["step"])
+    # training time so far (None when resuming a file that did not record it)
+    seconds = 0.0 if resume is None else resume["metrics"].get("train_seconds")
     total = int(config["steps"])
     while step < total:
         stop = min(total, (step // args.checkpoint_every + 1) * args.checkpoint_every)
         t0 = time.perf_counter()
         model, result = train_run(config, model=model, resume=resume, stop_at=stop, time_budget_s=budget)
-        seconds += time.perf_counter() - t0
-        save_checkpoint(resume_path, model, config, result)
+        if seconds is not None:
+            seconds += time.perf_counter() - t0
+        save_checkpoint(resume_path, model, config, result, metrics={"train_seconds": seconds})
         resume = load_checkpoint(resume_path)  # continue from the file: what a resumed run would see
         model = None
         step = result.steps
         print(f"step {step}/{total}: mean loss of the last 100 steps {sum(result.losses[-100:]) / len(result.losses[-100:]):.4f}, "
-              f"{seconds:.0f} s so far; wrote {resume_path}", flush=True)
+              f"{'?' if seconds is None else round(seconds)} s so far; wrote {resume_path}", flush=True)
         if result.stopped_early:
             print("time budget reached; stopping early")
             break
     if resume is None:
         raise SystemExit("nothing to do: the resumed run is already complete")
-    # rebuild the final model from the last resume file (identical to the in-memory one)
-    from diffusion_lib.checkpoints import load_pretrained
-
-    ema_model, diffusion, final = load_pretrained(resume_path, use_ema=True)
-    metrics = {"train_steps": int(step), "train_seconds": round(seconds, 1), "threads": args.threads}
+    final = resume
+    losses = final["train_state"]["losses"]
+    metrics = {"train_steps": int(step), "train_seconds": None if seconds is None else round(seconds, 1),
+               "threads": args.threads, "final_loss_mean_100": round(sum(losses[-100:]) / len(losses[-100:]), 5)}
+    # The two candidate models: the EMA weights and the last weights. The validation split decides
+    # which one is kept (with a short run and decay 0.999 the EMA still remembers the initial weights).
+    diffusion = make_diffusion(config)
+    candidates = {}
+    for name in ("ema", "raw"):
+        weights = final["ema"] if name == "ema" else final["model"]
+        if weights is not None:
+            net = make_model(config)
+            net.load_state_dict(weights)
+            candidates[name] = net.eval()
+    chosen = args.weights if args.weights in candidates else ("ema" if "ema" in candidates else "raw")
+    if args.weights == "val" and not args.no_eval:
+        for name, net in candidates.items():
+            t0 = time.perf_counter()
+            val = test_bound(net, diffusion, "val", progress=False, limit=args.val_images)
+            metrics[f"val_nats_{name}"] = round(val["nats"], 3)
+            print(f"validation bound of the {name} weights: {val['nats']:.2f} ± {val['nats_se']:.2f} nats "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        chosen = min(candidates, key=lambda n: metrics[f"val_nats_{n}"])
     if not args.no_eval:
         t0 = time.perf_counter()
-        bound = test_bound(ema_model, diffusion, "test", progress=True)
+        bound = test_bound(candidates[chosen], diffusion, "test", progress=False)
         metrics.update({"test_nats": round(bound["nats"], 3), "test_nats_se": round(bound["nats_se"], 3),
                         "test_bits_per_dim": round(bound["bits_per_dim"], 4)})
-        print(f"test bound: {bound['nats']:.2f} ± {bound['nats_se']:.2f} nats per image "
-              f"({bound['bits_per_dim']:.3f} bits/dim) in {time.perf_counter() - t0:.0f} s")
-    # the final file: the training weights + EMA (+ training state unless shipped)
-    from diffusion_lib.training import TrainResult
-
-    fake = TrainResult(losses=final["train_state"]["losses"], steps=step, seconds=seconds, ema_model=ema_model,
-                       state=final["train_state"])
-    from diffusion_lib.checkpoints import make_model
-
-    raw = make_model(config)
-    raw.load_state_dict(final["model"])
-    metrics["final_loss_mean_100"] = round(sum(fake.losses[-100:]) / len(fake.losses[-100:]), 5)
-    save_checkpoint(args.out, raw, config, fake, half=args.ship,
-                    metrics={**metrics, "losses": [round(v, 5) for v in fake.losses]})
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB); metrics {json.dumps(metrics)}")
+        print(f"test bound ({chosen} weights): {bound['nats']:.2f} ± {bound['nats_se']:.2f} nats per image "
+              f"({bound['bits_per_dim']:.3f} bits/dim) in {time.perf_counter() - t0:.0f} s", flush=True)
+    metrics["weights"] = chosen
+    metrics["losses"] = [round(v, 5) for v in losses]
+    if args.ship:
+        # float16 weights of the chosen model only: small, loadable, not resumable
+        save_checkpoint(args.out, candidates[chosen], config, None, half=True, metrics=metrics)
+    else:
+        fake = TrainResult(losses=losses, steps=step, seconds=seconds or 0.0, ema_model=candidates.get("ema"),
+                           state=final["train_state"])
+        save_checkpoint(args.out, candidates["raw"], config, fake, metrics=metrics)
+    shown = {k: v for k, v in metrics.items() if k != "losses"}
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB); metrics {json.dumps(shown)}")
     return 0
 
 
