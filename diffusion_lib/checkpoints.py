@@ -288,12 +288,14 @@ def load_pretrained(name_or_path: str | Path = "ddpm_digits.pt", use_ema: bool =
 
 def test_bound(model: nn.Module, diffusion: GaussianDiffusion, split: str = "test", batch_size: int = 500,
                seed: int = 0, progress: bool = False, model_kwargs: dict | None = None,
-               limit: int | None = None) -> dict[str, float]:
+               limit: int | None = None, clip_x0: bool = False) -> dict[str, float]:
     """The variational bound on ``-log p(x_0)`` over a digits split: mean nats per image and bits/dim.
 
     Uses :meth:`GaussianDiffusion.variational_bound` with the discretised decoder over the 17
     pixel levels (one draw of x_t per t, from a generator seeded with ``seed``); ``limit`` uses
-    only the first ``limit`` images of the split. Returns
+    only the first ``limit`` images of the split. ``clip_x0`` clips the model's prediction of x_0 to
+    [-1, 1] inside every reverse step: a different but equally valid reverse process (the one a
+    sampler with ``clip_x0=True`` uses), so the result is still a bound on its -log p. Returns
     ``{"nats": mean bound, "nats_se": its standard error, "bits_per_dim": ..., "n": images}``.
     """
     images, _ = load_digits_split(split)
@@ -304,7 +306,8 @@ def test_bound(model: nn.Module, diffusion: GaussianDiffusion, split: str = "tes
     for start in range(0, images.shape[0], batch_size):
         x0 = images[start:start + batch_size]
         out = diffusion.variational_bound(model, x0, decoder="discretized", num_levels=DIGITS_NUM_LEVELS,
-                                          generator=g, progress=progress, model_kwargs=model_kwargs)
+                                          generator=g, progress=progress, model_kwargs=model_kwargs,
+                                          clip_x0=clip_x0)
         totals.append(out["total"])
     total = torch.cat(totals).double()
     nats = total.mean().item()

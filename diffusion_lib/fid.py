@@ -364,6 +364,32 @@ class FrechetDigitDistance:
         """(mu, sigma) of the features of ``images``."""
         return feature_statistics(self.features(images))
 
+    def floor(
+        self,
+        n: int,
+        reference: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        real: torch.Tensor | None = None,
+        repeats: int = 5,
+        seed: int = 0,
+    ) -> tuple[float, float]:
+        """The real-vs-real floor for sets of ``n`` images: mean and standard deviation of d^2 over
+        ``repeats`` random subsets of ``n`` images of ``real`` (default: the TRAIN split, the data
+        the models learn from), each compared with ``reference``.
+
+        A model that reproduced its training distribution exactly would score about this much with
+        ``n`` samples; the spread shows how much d^2 moves between sets of that size.
+        """
+        if real is None:
+            from diffusion_lib.data import load_digits_split
+
+            real = load_digits_split("train")[0]
+        if not 2 <= n <= real.shape[0]:
+            raise ValueError(f"n must lie between 2 and the number of real images ({real.shape[0]}), got {n}")
+        ref = reference if isinstance(reference, tuple) else self.statistics(reference)
+        g = torch.Generator().manual_seed(seed)
+        values = torch.tensor([self(real[torch.randperm(real.shape[0], generator=g)[:n]], ref) for _ in range(repeats)])
+        return float(values.mean()), float(values.std()) if repeats > 1 else 0.0
+
     def __call__(
         self,
         images: torch.Tensor | tuple[torch.Tensor, torch.Tensor],

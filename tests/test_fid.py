@@ -104,6 +104,8 @@ def test_frechet_digit_distance_ranks_real_above_degraded(shipped):
     for name, images in degraded.items():
         d = fd(images, ref)
         assert 2.5 * floor < d < d_noise, name
+    mean, std = fd.floor(200, ref, repeats=4)
+    assert 0 < std < mean < floor + 3 * std + 5  # TRAIN subsets of 200 sit near the VAL floor
     with pytest.raises(ValueError, match=r"\(N, 1, 8, 8\)"):
         fd(torch.zeros(4, 64), ref)
     with pytest.raises(ValueError, match="NaN"):
