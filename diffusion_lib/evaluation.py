@@ -131,6 +131,7 @@ def negative_bound(
     model_kwargs: dict | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    clip_x0: bool = False,
 ) -> BoundResult:
     r"""The negative variational bound -log p(x_0) <= L(x_0) on a data set, nats per image and bits/dim.
 
@@ -148,6 +149,8 @@ def negative_bound(
         model_kwargs: extra keyword arguments for the model (e.g. ``{"y": labels}`` for the whole
             data set; they are sliced into batches along dimension 0 when they are tensors).
         generator: seeds the draws of x_t (and of the timesteps).
+        clip_x0: evaluate the reverse process that clips its prediction of x_0 to [-1, 1] (the
+            one a sampler with ``clip_x0=True`` uses); the bound is then that process's bound.
     """
     if not isinstance(diffusion, GaussianDiffusion):
         raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
@@ -183,7 +186,7 @@ def negative_bound(
         B = x0.shape[0]
         if exact:
             out = diffusion.variational_bound(
-                model, x0, model_kwargs=kw, decoder="discretized", num_levels=num_levels,
+                model, x0, clip_x0=clip_x0, model_kwargs=kw, decoder="discretized", num_levels=num_levels,
                 generator=generator, progress=progress,
             )
             per_image.append(out["total"].double())
@@ -195,14 +198,16 @@ def negative_bound(
         with torch.no_grad():
             one = torch.ones(B, dtype=torch.long)
             x1 = diffusion.q_sample(x0, one, generator=generator)
-            l0 = diffusion.vb_term(model, x0, x1, one, model_kwargs=kw, decoder="discretized", num_levels=num_levels).double()
+            l0 = diffusion.vb_term(model, x0, x1, one, clip_x0=clip_x0, model_kwargs=kw, decoder="discretized",
+                                   num_levels=num_levels).double()
             lt = diffusion.prior_kl(x0).double()
             total = l0 + lt
             terms[1] += l0.sum()
             for k in range(ts.shape[0]):
                 t = ts[k]
                 xt = diffusion.q_sample(x0, t, generator=generator)
-                kl = diffusion.vb_term(model, x0, xt, t, model_kwargs=kw, num_levels=num_levels).double() * weight[k]
+                kl = diffusion.vb_term(model, x0, xt, t, clip_x0=clip_x0, model_kwargs=kw,
+                                       num_levels=num_levels).double() * weight[k]
                 total = total + kl
                 terms.index_add_(0, t, kl)
         per_image.append(total)
