@@ -45,6 +45,7 @@ from diffusion_lib.diffusion import GaussianDiffusion
 from diffusion_lib.models.unet import UNet
 from diffusion_lib.schedules import NoiseSchedule
 from diffusion_lib.training import TrainResult, train
+from diffusion_lib.utils import checkpoint_dir
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -61,8 +62,9 @@ __all__ = [
     "test_bound",
 ]
 
-#: Where the shipped checkpoints live (the repository's ``checkpoints/`` folder).
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+#: Where the shipped checkpoints live: the repository's ``checkpoints/`` folder, or
+#: ``$DIFFUSION_BOOK_CHECKPOINTS`` when set (see :func:`diffusion_lib.utils.checkpoint_dir`).
+CHECKPOINT_DIR = checkpoint_dir()
 
 #: ``--loss`` names of ``scripts/train_digits.py`` -> (loss_type, model_var_type) of GaussianDiffusion.
 LOSSES: dict[str, tuple[str, str]] = {

@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from diffusion_lib.utils import checkpoint_dir
+
 __all__ = [
     "FEATURE_DIM",
     "DEFAULT_CLASSIFIER_PATH",
@@ -53,7 +55,7 @@ __all__ = [
 #: Size of the penultimate layer of :class:`DigitClassifier`, i.e. of one feature vector.
 FEATURE_DIM: int = 64
 #: Where ``scripts/train_digit_classifier.py`` writes the shipped classifier.
-DEFAULT_CLASSIFIER_PATH: Path = Path(__file__).resolve().parents[1] / "checkpoints" / "digit_classifier.pt"
+DEFAULT_CLASSIFIER_PATH: Path = checkpoint_dir() / "digit_classifier.pt"
 _FORMAT = "diffusion_lib.fid.DigitClassifier/1"
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "set_threads", "record_metric"]
+__all__ = ["set_seed", "set_threads", "record_metric", "checkpoint_dir"]
 
 
 def set_seed(seed: int = 0) -> torch.Generator:
@@ -64,3 +65,13 @@ def record_metric(name: str, value: float, unit: str = "", chapter: str | None =
     row = {"name": str(name), "value": float(value), "unit": unit, "chapter": chapter}
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def checkpoint_dir() -> Path:
+    """The folder that holds the shipped checkpoints.
+
+    ``$DIFFUSION_BOOK_CHECKPOINTS`` when set (the Colab set-up cell points it at its clone of the
+    repository), else the repository's ``checkpoints/`` folder next to this package.
+    """
+    env = os.environ.get("DIFFUSION_BOOK_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"

@@ -56,3 +56,15 @@ def test_record_metric_writes_json_lines_only_when_asked(tmp_path, monkeypatch):
         {"name": "W2^2", "value": 0.071, "unit": "", "chapter": "ddpm_2d"},
         {"name": "bound", "value": 88.5, "unit": "nats", "chapter": "evaluation"},
     ]
+
+
+def test_checkpoint_dir_defaults_to_the_repository_and_follows_the_environment(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from diffusion_lib.utils import checkpoint_dir
+
+    monkeypatch.delenv("DIFFUSION_BOOK_CHECKPOINTS", raising=False)
+    repo_dir = Path(__file__).resolve().parents[1] / "checkpoints"
+    assert checkpoint_dir() == repo_dir and (repo_dir / "ddpm_digits.pt").is_file()
+    monkeypatch.setenv("DIFFUSION_BOOK_CHECKPOINTS", str(tmp_path))
+    assert checkpoint_dir() == tmp_path
