@@ -32,7 +32,7 @@ Create ``diffusion_lib/exercises/<chapter>.py``::
         Mistake("You took a square root: the SNR is alpha_bar / (1 - alpha_bar).", lambda a: (a / (1 - a)).sqrt()),
     ])
 
-    def check_snr(fn) -> bool:
+    def check_snr(fn) -> None:
         \"\"\"Check ``snr(alpha_bar) -> alpha_bar / (1 - alpha_bar)`` (exercise ex-snr-formula).\"\"\"
         __tracebackhide__ = True
         return _SNR(fn)

@@ -95,7 +95,7 @@ _LOSS = Checker(
 )
 
 
-def check_ddpm_loss(fn: Callable[..., torch.Tensor]) -> bool:
+def check_ddpm_loss(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``ddpm_loss(model, x0, t, eps, alpha_bar)`` = L_simple on one batch (``ex-ddpm-loss``)."""
     __tracebackhide__ = True  # noqa: F841
     return _LOSS(fn)
@@ -125,7 +125,7 @@ _EMA = Checker(
 )
 
 
-def check_ema_step(fn: Callable[..., torch.Tensor]) -> bool:
+def check_ema_step(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``ema_step(ema, theta, decay) = decay * ema + (1 - decay) * theta`` (``ex-ddpm-ema``)."""
     __tracebackhide__ = True  # noqa: F841
     return _EMA(fn)
@@ -157,7 +157,7 @@ _DROP = Checker(
 )
 
 
-def check_drop_labels(fn: Callable[..., torch.Tensor]) -> bool:
+def check_drop_labels(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``drop_labels(y, u, p_uncond, num_classes)`` (``ex-ddpm-drop-labels``)."""
     __tracebackhide__ = True  # noqa: F841
     return _DROP(fn)

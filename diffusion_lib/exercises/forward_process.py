@@ -104,7 +104,7 @@ _ALPHA_BAR = Checker(
 )
 
 
-def check_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def check_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     r"""Check ``alpha_bar_from_beta(beta) -> alpha_bar`` (exercise ``ex-forward-alpha-bar``).
 
     :math:`\bar\alpha_t = \prod_{s \le t} (1 - \beta_s)`, one value per entry of ``beta``, in the
@@ -216,7 +216,7 @@ _Q_SAMPLE = Checker(
 )
 
 
-def check_q_sample(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_q_sample(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     r"""Check ``q_sample(x0, alpha_bar_t, eps) -> xt`` (exercise ``ex-forward-q-sample``).
 
     :math:`x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1-\bar\alpha_t}\, \varepsilon`, with
@@ -305,7 +305,7 @@ _X0_FROM_EPS = Checker(
 )
 
 
-def check_x0_from_eps(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_x0_from_eps(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     r"""Check ``x0_from_eps(xt, alpha_bar_t, eps) -> x0`` (exercise ``ex-forward-x0-from-eps``).
 
     :math:`x_0 = (x_t - \sqrt{1-\bar\alpha_t}\, \varepsilon) / \sqrt{\bar\alpha_t}`, the inverse of

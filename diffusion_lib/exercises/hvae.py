@@ -67,7 +67,7 @@ _ESQ = Checker(
 )
 
 
-def check_expected_sq_norm(fn: Callable[..., torch.Tensor]) -> bool:
+def check_expected_sq_norm(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``expected_sq_norm(mean, cov, A, b)`` = ||A m + b||^2 + tr(A S A^T) (exercise ``ex-hvae-quadratic``)."""
     __tracebackhide__ = True  # noqa: F841
     return _ESQ(fn)
@@ -105,7 +105,7 @@ _KLG = Checker(
 )
 
 
-def check_kl_gauss(fn: Callable[..., torch.Tensor]) -> bool:
+def check_kl_gauss(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``kl_gauss(m_q, v_q, m_p, v_p)`` = KL(N(m_q, v_q I) || N(m_p, v_p I)) per row (exercise ``ex-hvae-kl``)."""
     __tracebackhide__ = True  # noqa: F841
     return _KLG(fn)

@@ -66,7 +66,7 @@ _COS = Checker(
 )
 
 
-def check_cosine_alpha_bar(fn: Callable[..., torch.Tensor]) -> bool:
+def check_cosine_alpha_bar(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``cosine_alpha_bar(t, T, s)`` = f(t) / f(0) (exercise ``ex-sched-cosine``)."""
     __tracebackhide__ = True  # noqa: F841
     return _COS(fn)
@@ -105,7 +105,7 @@ _BETA = Checker(
 )
 
 
-def check_beta_from_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def check_beta_from_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check ``beta_from_alpha_bar(alpha_bar)`` = 1 - abar_t / abar_{t-1}, beta[0] = 0 (exercise ``ex-sched-beta``)."""
     __tracebackhide__ = True  # noqa: F841
     return _BETA(fn)
@@ -137,7 +137,7 @@ _LOG_SNR = Checker(
 )
 
 
-def check_log_snr(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def check_log_snr(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check ``log_snr(alpha_bar)`` = log(abar / (1 - abar)) (exercise ``ex-sched-log-snr``)."""
     __tracebackhide__ = True  # noqa: F841
     return _LOG_SNR(fn)

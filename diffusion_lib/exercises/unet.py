@@ -92,7 +92,7 @@ _SIN = Checker(
 )
 
 
-def check_sinusoidal(fn: Callable[..., torch.Tensor]) -> bool:
+def check_sinusoidal(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``sinusoidal(t, dim)`` against the library's :func:`sinusoidal_embedding` (``ex-unet-sinusoidal``)."""
     __tracebackhide__ = True  # noqa: F841
     return _SIN(fn)
@@ -143,7 +143,7 @@ _FILM = Checker(
 )
 
 
-def check_film(fn: Callable[..., torch.Tensor]) -> bool:
+def check_film(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``film(h, e) = h * (1 + e[:, :C]) + e[:, C:]`` broadcast over pixels (``ex-unet-film``)."""
     __tracebackhide__ = True  # noqa: F841
     return _FILM(fn)
@@ -193,7 +193,7 @@ _HEADS = Checker(
 )
 
 
-def check_split_heads(fn: Callable[..., tuple]) -> bool:
+def check_split_heads(fn: Callable[..., tuple]) -> None:
     """Check ``split_heads(qkv, heads) -> (q, k, v)``, each (B, heads, H*W, d) (``ex-unet-heads``)."""
     __tracebackhide__ = True  # noqa: F841
     return _HEADS(fn)

@@ -68,7 +68,7 @@ _KL = Checker(
 )
 
 
-def check_kl_to_std_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_kl_to_std_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check ``kl_to_std_normal(mean, logvar) -> KL(q || N(0, I))`` per row (exercise ``ex-vae-kl``)."""
     __tracebackhide__ = True  # noqa: F841
     return _KL(fn)
@@ -104,7 +104,7 @@ _REPARAM = Checker(
 )
 
 
-def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """Check ``reparameterize(mean, logvar, eps) -> mean + exp(logvar / 2) * eps`` (exercise ``ex-vae-reparam``)."""
     __tracebackhide__ = True  # noqa: F841
     return _REPARAM(fn)
@@ -142,7 +142,7 @@ _SCORE = Checker(
 )
 
 
-def check_score_grad_mean(fn: Callable[..., torch.Tensor]) -> bool:
+def check_score_grad_mean(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``score_grad_mean(f_values, z, mean, std)`` = f(z) (z - mean) / std^2 per sample (``ex-vae-score-grad``)."""
     __tracebackhide__ = True  # noqa: F841
     return _SCORE(fn)

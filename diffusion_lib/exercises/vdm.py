@@ -72,7 +72,7 @@ _POST = Checker(
 )
 
 
-def check_posterior_mean(fn: Callable[..., torch.Tensor]) -> bool:
+def check_posterior_mean(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``posterior_mean(x0, xt, alpha_t, alpha_bar_t, alpha_bar_prev)`` (exercise ``ex-vdm-posterior``)."""
     __tracebackhide__ = True  # noqa: F841
     return _POST(fn)
@@ -109,7 +109,7 @@ _TWEEDIE = Checker(
 )
 
 
-def check_tweedie_x0(fn: Callable[..., torch.Tensor]) -> bool:
+def check_tweedie_x0(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``tweedie_x0(xt, score, alpha_bar_t)`` = (xt + (1 - abar_t) score) / sqrt(abar_t) (``ex-vdm-tweedie``)."""
     __tracebackhide__ = True  # noqa: F841
     return _TWEEDIE(fn)
@@ -148,7 +148,7 @@ _EPS_W = Checker(
 )
 
 
-def check_eps_weight(fn: Callable[..., torch.Tensor]) -> bool:
+def check_eps_weight(fn: Callable[..., torch.Tensor]) -> None:
     """Check ``eps_weight(alpha_bar_prev, alpha_bar_t)`` = (SNR(t-1)/SNR(t) - 1)/2 (exercise ``ex-vdm-eps-weight``)."""
     __tracebackhide__ = True  # noqa: F841
     return _EPS_W(fn)
