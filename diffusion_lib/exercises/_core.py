@@ -127,7 +127,7 @@ def _clone(value: Any) -> Any:
     return value
 
 
-def _same(a: Any, b: Any) -> None:
+def _same(a: Any, b: Any) -> bool:
     """Exact equality of two (nested) inputs, NaN equal to NaN."""
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         if a.shape != b.shape or a.dtype != b.dtype:
