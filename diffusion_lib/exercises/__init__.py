@@ -4,7 +4,7 @@ Each chapter with exercises has a module ``diffusion_lib.exercises.<chapter>`` w
 ``check_<name>(fn)`` functions a notebook calls right after the exercise's code cell::
 
     from diffusion_lib.exercises.forward_process import check_q_sample
-    check_q_sample(q_sample)        # prints "✓ q_sample: all 4 checks passed" and returns True
+    check_q_sample(q_sample)        # prints "✓ q_sample: all 4 checks passed"
 
 A checker runs the student's function on a few hidden, seeded cases and compares it with a
 reference implementation kept in the checker module. The first failing case raises

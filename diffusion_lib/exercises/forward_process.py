@@ -108,7 +108,7 @@ def check_alpha_bar(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     r"""Check ``alpha_bar_from_beta(beta) -> alpha_bar`` (exercise ``ex-forward-alpha-bar``).
 
     :math:`\bar\alpha_t = \prod_{s \le t} (1 - \beta_s)`, one value per entry of ``beta``, in the
-    dtype of ``beta``. Prints a ✓ line and returns ``True``, or raises
+    dtype of ``beta``. Prints a ✓ line, or raises
     :class:`~diffusion_lib.exercises.ExerciseFeedback` explaining the first failed check.
     """
     __tracebackhide__ = True  # noqa: F841
@@ -309,7 +309,7 @@ def check_x0_from_eps(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], t
     r"""Check ``x0_from_eps(xt, alpha_bar_t, eps) -> x0`` (exercise ``ex-forward-x0-from-eps``).
 
     :math:`x_0 = (x_t - \sqrt{1-\bar\alpha_t}\, \varepsilon) / \sqrt{\bar\alpha_t}`, the inverse of
-    ``q_sample`` for a known ``eps``. Prints a ✓ line and returns ``True``, or raises
+    ``q_sample`` for a known ``eps``. Prints a ✓ line, or raises
     :class:`~diffusion_lib.exercises.ExerciseFeedback`.
     """
     __tracebackhide__ = True  # noqa: F841
