@@ -44,6 +44,7 @@ from diffusion_lib.data import DIGITS_NUM_LEVELS, load_digits_split
 from diffusion_lib.diffusion import GaussianDiffusion
 from diffusion_lib.models.unet import UNet
 from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.timesteps import TIMESTEP_SAMPLINGS, sample_timesteps, timestep_probs
 from diffusion_lib.training import TrainResult, train
 from diffusion_lib.utils import checkpoint_dir
 
@@ -85,6 +86,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "warmup_steps": 200,
     "grad_clip": 1.0,
     "ema_decay": 0.999,
+    "ema_warmup": True,  # decay min(0.999, (1 + n) / (10 + n)) after n steps
+    "t_sampling": "uniform",  # or "inverse_mix": see diffusion_lib.timesteps
     "seed": 0,
     "conditional": False,
     "p_uncond": 0.1,  # label dropout (classifier-free guidance) when conditional
@@ -130,6 +133,8 @@ def make_config(**overrides: Any) -> dict:
         config["model"] = {**config["model"], **model}
     if config["loss"] not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {config['loss']!r}")
+    if config["t_sampling"] not in TIMESTEP_SAMPLINGS:
+        raise ValueError(f"t_sampling must be one of {TIMESTEP_SAMPLINGS}, got {config['t_sampling']!r}")
     if config["data"] != "digits":
         raise ValueError(f"data must be 'digits' (the only data set shipped with the book), got {config['data']!r}")
     _check_plain(config, "config")
@@ -156,19 +161,26 @@ def make_diffusion(config: dict, model_var_type: str | None = None) -> GaussianD
 
 
 def diffusion_loss_fn(diffusion: GaussianDiffusion, images: torch.Tensor, labels: torch.Tensor | None = None,
-                      num_classes: int = 10, p_uncond: float = 0.0):
+                      num_classes: int = 10, p_uncond: float = 0.0, t_sampling: str = "uniform"):
     """A ``loss_fn(model, idx, g)`` for :func:`diffusion_lib.training.train` that trains on ``images[idx]``.
 
     The training loop draws a batch of *indices* (pass ``torch.arange(len(images))`` as its data),
     so that the labels of the same images are at hand. With ``labels``, each label is replaced by
     the null label ``num_classes`` with probability ``p_uncond`` (classifier-free guidance training).
+    ``t_sampling``: how the timesteps are drawn (:data:`diffusion_lib.timesteps.TIMESTEP_SAMPLINGS`);
+    the bound term is importance-weighted so that it stays an unbiased estimate of L_vlb.
     The discretised decoder uses the digits' 17 levels.
     """
     if not 0.0 <= p_uncond < 1.0:
         raise ValueError(f"p_uncond must lie in [0, 1), got {p_uncond}")
 
+    probs = timestep_probs(diffusion.T, t_sampling)
+
     def loss_fn(model: nn.Module, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         x0 = images[idx]
+        t, w = None, None
+        if t_sampling != "uniform":
+            t, w = sample_timesteps(probs, x0.shape[0], g)
         kwargs = {}
         if labels is not None:
             y = labels[idx]
@@ -176,7 +188,8 @@ def diffusion_loss_fn(diffusion: GaussianDiffusion, images: torch.Tensor, labels
                 drop = torch.rand(y.shape, generator=g) < p_uncond
                 y = torch.where(drop, torch.full_like(y, num_classes), y)
             kwargs["y"] = y
-        out = diffusion.training_losses(model, x0, model_kwargs=kwargs, generator=g, num_levels=DIGITS_NUM_LEVELS)
+        out = diffusion.training_losses(model, x0, t=t, model_kwargs=kwargs, generator=g, num_levels=DIGITS_NUM_LEVELS,
+                                        vb_weights=w)
         return out["loss"].mean()
 
     return loss_fn
@@ -203,12 +216,13 @@ def train_run(config: dict, model: UNet | None = None, resume: dict | None = Non
     diffusion = make_diffusion(config)
     images, labels = load_digits_split("train")
     loss_fn = diffusion_loss_fn(diffusion, images, labels if config["conditional"] else None,
-                                p_uncond=float(config["p_uncond"]))
+                                p_uncond=float(config["p_uncond"]), t_sampling=config.get("t_sampling", "uniform"))
     result = train(
         model, loss_fn, torch.arange(images.shape[0]), steps=int(config["steps"]),
         batch_size=int(config["batch_size"]), lr=float(config["lr"]), seed=int(config["seed"]),
         warmup_steps=int(config["warmup_steps"]), grad_clip=config["grad_clip"],
-        ema_decay=config["ema_decay"], progress=progress, desc=f"DDPM on digits ({config['loss']})",
+        ema_decay=config["ema_decay"], ema_warmup=bool(config.get("ema_warmup", False)),  # False in older files
+        progress=progress, desc=f"DDPM on digits ({config['loss']})",
         resume=None if resume is None else resume["train_state"], stop_at=stop_at, time_budget_s=time_budget_s,
     )
     return model, result

@@ -755,6 +755,7 @@ class GaussianDiffusion:
         generator: torch.Generator | None = None,
         decoder: str = "discretized",
         num_levels: int = 256,
+        vb_weights: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         r"""Per-example training losses at random (or given) timesteps: a dict of (B,) tensors.
 
@@ -769,7 +770,10 @@ class GaussianDiffusion:
           T = 1000 and lambda = 0.001 this is mse + vb, as in the improved-DDPM code.
 
         Take ``.mean()`` of "loss" for an optimiser step. ``decoder`` / ``num_levels`` set the t = 1
-        term of the bound (see :meth:`vb_term`).
+        term of the bound (see :meth:`vb_term`). ``vb_weights``: (B,) importance weights
+        w(t) = 1 / (T p(t)) of the bound term when ``t`` was drawn from a non-uniform p(t)
+        (:func:`diffusion_lib.timesteps.sample_timesteps`); "loss" then uses w * "vb", which keeps
+        the estimate of L_vlb unbiased ("vb" itself stays unweighted).
         """
         check_floating(x0, "x0")
         if x0.ndim == 0:
@@ -795,9 +799,14 @@ class GaussianDiffusion:
         )
         vb_nats = self._vb_from_moments(moments, x0, xt, t, decoder, num_levels)
         terms["vb"] = vb_nats / (x0[0].numel() * math.log(2.0))
+        vb = terms["vb"]
+        if vb_weights is not None:
+            if not isinstance(vb_weights, torch.Tensor) or vb_weights.shape != (B,):
+                raise ValueError(f"vb_weights must be a tensor of shape ({B},), one weight per example")
+            vb = vb * vb_weights.to(vb.dtype)
         if self.loss_type == "kl":
-            terms["loss"] = terms["vb"]
+            terms["loss"] = vb
         else:
             terms["mse"] = simple_loss(mean_part, target, kind="l2")
-            terms["loss"] = terms["mse"] + self.vb_weight * self.T * terms["vb"]
+            terms["loss"] = terms["mse"] + self.vb_weight * self.T * vb
         return terms

@@ -145,6 +145,7 @@ def train(
     weight_decay: float = 0.0,
     grad_clip: float | None = None,
     ema_decay: float | None = None,
+    ema_warmup: bool = False,
     time_budget_s: float | None = None,
     progress: bool = True,
     desc: str = "training",
@@ -172,6 +173,9 @@ def train(
         weight_decay: AdamW weight decay (0 gives plain Adam).
         grad_clip: clip the global gradient norm to this value (None: no clipping).
         ema_decay: keep an exponential moving average of the weights with this decay.
+        ema_warmup: use the decay ``min(ema_decay, (1 + n) / (10 + n))`` after ``n`` steps, so
+            that early in training the average forgets the random initial weights quickly
+            (with a fixed decay 0.999 they still weigh 0.999**n, e.g. 13% after 2,000 steps).
         time_budget_s: safety stop in seconds (see the module docstring); None for no limit.
         progress: show a ``tqdm.auto`` progress bar.
         desc: label of the progress bar.
@@ -238,9 +242,12 @@ def train(
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
             opt.step()
             if ema_model is not None:
+                decay = ema_decay
+                if ema_warmup:
+                    decay = min(ema_decay, (1.0 + step) / (10.0 + step))
                 with torch.no_grad():
                     for pe, pm in zip(ema_model.parameters(), model.parameters()):
-                        pe.lerp_(pm.detach(), 1.0 - ema_decay)
+                        pe.lerp_(pm.detach(), 1.0 - decay)
                     for be, bm in zip(ema_model.buffers(), model.buffers()):
                         be.copy_(bm)
             losses.append(value)

@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dim-mults", type=int, nargs="+", default=[1, 2])
     p.add_argument("--block-type", choices=["resnet", "convnext"], default="resnet")
     p.add_argument("--attention", choices=["full", "linear", "none"], default="linear")
+    p.add_argument("--fourier", type=int, nargs="*", default=[],
+                   help="Fourier-feature exponents n: add sin/cos(2^n pi x_t) to the input (e.g. 3 4; see UNet)")
+    p.add_argument("--t-sampling", choices=["uniform", "inverse_mix"], default="uniform",
+                   help="how training draws t (inverse_mix: half uniform, half p(t) ~ 1/t; see diffusion_lib.timesteps)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the ResNet blocks")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--ema-decay", type=float, default=0.999)
@@ -91,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         config = make_config(
             loss=args.loss, schedule=args.schedule, T=args.T, steps=steps or 4000, batch_size=args.batch_size,
             lr=args.lr, ema_decay=args.ema_decay, seed=args.seed, conditional=args.conditional,
-            p_uncond=args.p_uncond,
+            p_uncond=args.p_uncond, t_sampling=args.t_sampling,
             model={"dim": args.dim, "dim_mults": list(args.dim_mults), "block_type": args.block_type,
-                   "attention": None if args.attention == "none" else args.attention},
+                   "attention": None if args.attention == "none" else args.attention,
+                   **({"fourier_exponents": list(args.fourier)} if args.fourier else {}),
+                   **({"dropout": args.dropout} if args.dropout else {})},
         )
     print("config:", json.dumps(config))
     resume_path = args.out.with_name(args.out.name.removesuffix(".pt") + ".resume.pt")

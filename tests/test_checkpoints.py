@@ -11,6 +11,7 @@ from diffusion_lib.checkpoints import (
     save_checkpoint, test_bound, train_run,
 )
 from diffusion_lib.data import load_digits_split
+from diffusion_lib.evaluation import negative_bound
 
 torch.set_num_threads(1)
 
@@ -121,16 +122,15 @@ def test_shipped_model_loads_and_its_recorded_bound_reproduces():
     model, diffusion, ckpt = load_pretrained("ddpm_digits.pt")
     assert torch.load(CHECKPOINT_DIR / "ddpm_digits.pt", weights_only=True)["dtype"] == "float16"
     m = ckpt["metrics"]
-    # it must beat the independent per-pixel categorical model (106.5 nats, book/ddpm_digits.ipynb);
-    # the project's target of 90 nats is not reached by this 2,000-step run (see checkpoints/README.md)
-    assert m["test_nats"] < 106.5 and m["train_steps"] == ckpt["config"]["steps"]
-    # re-evaluate the bound on the first 32 test images only (a quick check of the stored number)
+    # the project's target: a TEST bound of at most 90 nats per image (the independent per-pixel
+    # categorical model of book/ddpm_digits.ipynb gets 106.5); benchmarks/digits.py recomputes it exactly
+    assert m["test_nats"] <= 90.0 and m["train_steps"] == ckpt["config"]["steps"]
+    # re-estimate the bound on the first 64 test images (stratified over 100 timesteps, unbiased):
+    # a quick check that the stored number belongs to these weights
     images, _ = load_digits_split("test")
-    out = diffusion.variational_bound(model, images[:32], num_levels=17, generator=torch.Generator().manual_seed(0),
-                                      clip_x0=m["bound_clip_x0"])
-    est = out["total"].mean().item()
-    se = out["total"].std().item() / math.sqrt(32)
-    assert abs(est - m["test_nats"]) < 4 * se + 2, (est, m["test_nats"])
+    res = negative_bound(diffusion, model, images[:64], num_timesteps=100, clip_x0=m["bound_clip_x0"],
+                         generator=torch.Generator().manual_seed(0))
+    assert abs(res.nats_per_image - m["test_nats"]) < 4 * res.stderr_nats + 2, (res.nats_per_image, m["test_nats"])
 
 
 @_shipped("ddpm_digits_cond.pt")

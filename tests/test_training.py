@@ -53,6 +53,26 @@ def test_ema_callback_and_sampler_data():
     assert r.smoothed_losses(10).shape == (300,)
 
 
+def test_ema_warmup_follows_its_formula():
+    # record the weights after every step, then rebuild the EMA by hand from them
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    init = model.weight.detach().clone()
+    history = []
+    r = train(model, _mse, _data(), steps=40, batch_size=32, lr=0.05, ema_decay=0.99, ema_warmup=True,
+              progress=False, callback=lambda step, sec, m: history.append(m.weight.detach().clone()))
+    ema = init
+    for n, w in enumerate(history):
+        decay = min(0.99, (1 + n) / (10 + n))
+        ema = decay * ema + (1 - decay) * w
+    assert torch.allclose(r.ema_model.weight, ema, atol=1e-6)
+    # without warm-up the average still remembers the initial weights much more
+    torch.manual_seed(0)
+    plain = train(nn.Linear(1, 1), _mse, _data(), steps=40, batch_size=32, lr=0.05, ema_decay=0.99, progress=False)
+    final = history[-1]
+    assert (r.ema_model.weight - final).abs().item() < 0.5 * (plain.ema_model.weight - final).abs().item()
+
+
 def test_time_budget_stops_early_with_a_warning():
     model = nn.Linear(1, 1)
     slow = lambda m, b, g: (__import__("time").sleep(0.02), _mse(m, b, g))[1]  # noqa: E731

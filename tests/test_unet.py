@@ -197,3 +197,27 @@ def test_errors_tell_what_to_fix():
         UNet(block_type="transformer")
     with pytest.raises(ValueError, match="divisible"):
         UNet(dim_mults=(1, 2, 2), image_size=10)
+
+
+def test_fourier_features_values_and_channels():
+    from diffusion_lib.models.unet import fourier_features
+
+    x = torch.tensor([-1.0, -0.875, 0.0, 0.0625]).reshape(1, 1, 2, 2)
+    f = fourier_features(x, (3, 4))
+    assert f.shape == (1, 5, 2, 2)
+    assert torch.equal(f[:, :1], x)
+    # n = 4: period 1/8 = the digits' level spacing, so every grid level gives sin 0, cos 1
+    assert torch.allclose(f[0, 3].flatten()[:3], torch.zeros(3), atol=1e-5)
+    assert torch.allclose(f[0, 4].flatten()[:3], torch.ones(3), atol=1e-5)
+    # half a level off the grid: cos(2^4 pi * 0.0625) = cos(pi) = -1
+    assert abs(f[0, 4, 1, 1].item() + 1) < 1e-5
+    assert abs(f[0, 1, 1, 1].item() - math.sin(8 * math.pi * 0.0625)) < 1e-6
+
+
+def test_unet_with_fourier_features():
+    net = UNet(dim=8, groups=4, dim_mults=(1, 2), fourier_exponents=(3, 4), num_timesteps=10)
+    assert net.init_conv.in_channels == 5 and net.config()["fourier_exponents"] == [3, 4]
+    out, shapes = net(torch.randn(2, 1, 8, 8), torch.tensor([1, 10]), return_shapes=True)
+    assert out.shape == (2, 1, 8, 8) and ("x_t + Fourier features", (2, 5, 8, 8)) in shapes
+    with pytest.raises(ValueError, match="fourier_exponents"):
+        UNet(dim=8, groups=4, fourier_exponents=(3.5,))

@@ -51,6 +51,7 @@ from diffusion_lib.models.embedding import SinusoidalTimeEmbedding, sinusoidal_e
 
 __all__ = [
     "UNet",
+    "fourier_features",
     "ResnetBlock",
     "ConvNextBlock",
     "Attention",
@@ -66,6 +67,23 @@ BLOCK_TYPES: tuple[str, ...] = ("resnet", "convnext")
 ATTENTION_TYPES: tuple[str, ...] = ("full", "linear")
 TIME_CONDITIONINGS: tuple[str, ...] = ("scale_shift", "add")
 PADDING_MODES: tuple[str, ...] = ("zeros", "circular")
+
+
+def fourier_features(x: torch.Tensor, exponents: Sequence[int]) -> torch.Tensor:
+    r"""``x`` with the channels ``sin(2^n pi x)``, ``cos(2^n pi x)`` for each ``n`` appended (dim 1).
+
+    Fourier features of the noisy input (Kingma et al., 2021, "Variational diffusion models").
+    Near t = 0 the network must find how far each pixel of x_t lies from the nearest level of the
+    data grid; that residual is a saw-tooth function of x_t, with one tooth per level. For the
+    digits (levels 1/8 apart on [-1, 1]) ``sin(2^4 pi x)`` has exactly the period of the grid and
+    ``n = 3`` twice it, so ``exponents=(3, 4)`` hands the network that periodic structure directly.
+    Output: ``(B, C * (1 + 2 * len(exponents)), H, W)``.
+    """
+    feats = [x]
+    for n in exponents:
+        arg = (2.0**n * math.pi) * x
+        feats += [torch.sin(arg), torch.cos(arg)]
+    return torch.cat(feats, dim=1)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -282,6 +300,10 @@ class UNet(nn.Module):
         convnext_mult: inner width multiplier of the ConvNeXt blocks.
         dropout: dropout rate inside the ResNet blocks.
         padding_mode: ``"zeros"`` or ``"circular"`` for every convolution.
+        fourier_exponents: integers ``n``; for each, the channels ``sin(2^n pi x_t)`` and
+            ``cos(2^n pi x_t)`` are appended to the input (Fourier features, Kingma et al. 2021).
+            They let the network resolve details finer than the data's quantisation step
+            (see :func:`fourier_features`); ``()`` (default) uses ``x_t`` alone.
     """
 
     def __init__(
@@ -305,6 +327,7 @@ class UNet(nn.Module):
         convnext_mult: int = 2,
         dropout: float = 0.0,
         padding_mode: str = "zeros",
+        fourier_exponents: Sequence[int] = (),
     ) -> None:
         super().__init__()
         for name, v in (("in_channels", in_channels), ("dim", dim), ("groups", groups),
@@ -324,6 +347,9 @@ class UNet(nn.Module):
             raise ValueError(f"UNet: num_classes must be a positive int or None, got {num_classes!r}")
         if num_timesteps is not None and (isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 1):
             raise ValueError(f"UNet: num_timesteps must be a positive int (T) or None, got {num_timesteps!r}")
+        fourier_exponents = tuple(fourier_exponents)
+        if any(isinstance(n, bool) or not isinstance(n, int) for n in fourier_exponents):
+            raise ValueError(f"UNet: fourier_exponents must be ints n (features sin(2^n pi x)), got {fourier_exponents!r}")
         if mid_attention is not None and mid_attention not in ATTENTION_TYPES:
             raise ValueError(f"UNet: mid_attention must be 'full', 'linear' or None, got {mid_attention!r}")
         self._config = dict(
@@ -335,6 +361,7 @@ class UNet(nn.Module):
             learned_variance=bool(learned_variance), num_timesteps=num_timesteps, image_size=image_size,
             attn_heads=attn_heads, attn_dim_head=attn_dim_head, time_conditioning=time_conditioning,
             convnext_mult=convnext_mult, dropout=float(dropout), padding_mode=padding_mode,
+            fourier_exponents=list(fourier_exponents),
         )
         L = len(dim_mults)
         self.num_levels = L
@@ -378,7 +405,8 @@ class UNet(nn.Module):
             return cls(c, attn_heads, attn_dim_head, groups)
 
         widths = [dim * m for m in dim_mults]
-        self.init_conv = _conv(in_channels, dim, 3, padding_mode)
+        self.fourier_exponents = fourier_exponents
+        self.init_conv = _conv(in_channels * (1 + 2 * len(fourier_exponents)), dim, 3, padding_mode)
         self.downs = nn.ModuleList()
         c_prev = dim
         for i, c in enumerate(widths):
@@ -507,6 +535,8 @@ class UNet(nn.Module):
             return h
 
         emb = note("embedding e", self.embed(t, y))
+        if self.fourier_exponents:
+            x = note("x_t + Fourier features", fourier_features(x, self.fourier_exponents))
         h = note("init conv", self.init_conv(x))
         h0 = h if use_skips else torch.zeros_like(h)
         skips = []
