@@ -129,9 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_page:
         out = ROOT / "book" / "_generated" / "budget_table.md"
         out.parent.mkdir(parents=True, exist_ok=True)
+        omp = os.environ.get("OMP_NUM_THREADS")
+        threads = (", one PyTorch thread per kernel (`OMP_NUM_THREADS=1`, as in the test command, where the "
+                   "book build and the nbval run share the two cores)" if omp == "1"
+                   else f", `OMP_NUM_THREADS={omp}`" if omp else ", PyTorch's default thread count")
         meta = (f"Measured on {date.today().isoformat()} with `python benchmarks/run_notebooks.py "
-                f"--write-page` on {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-                f"Python {platform.python_version()}.")
+                f"--write-page` on a {os.cpu_count()}-core {platform.machine()} machine, "
+                f"Python {platform.python_version()}{threads}.")
         body = [meta, "", table]
         if metrics:
             body += ["", "| chapter | figure | value |", "|---|---|---:|"]

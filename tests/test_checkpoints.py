@@ -133,6 +133,25 @@ def test_shipped_model_loads_and_its_recorded_bound_reproduces():
     assert abs(res.nats_per_image - m["test_nats"]) < 4 * res.stderr_nats + 2, (res.nats_per_image, m["test_nats"])
 
 
+@_shipped("compare_hybrid_cosine.pt")
+def test_benchmarked_bound_of_the_cosine_model_belongs_to_its_weights():
+    # benchmarks/digits_results_hybrid_cosine.json holds the exact TEST bound of this file (the best
+    # shipped model by bound); re-estimate it on 64 test images with 100 stratified timesteps
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "digits_results_hybrid_cosine.json"
+    bench = json.loads(results.read_text(encoding="utf-8"))
+    assert bench["checkpoint"] == "compare_hybrid_cosine.pt" and bench["bound_exact"]
+    assert bench["test_nats"] <= 90.0
+    model, diffusion, ckpt = load_pretrained("compare_hybrid_cosine.pt")
+    assert ckpt["config"]["schedule"] == "cosine" and diffusion.T == bench["T"] == 1000
+    images, _ = load_digits_split("test")
+    res = negative_bound(diffusion, model, images[:64], num_timesteps=100, clip_x0=True,
+                         generator=torch.Generator().manual_seed(0))
+    assert abs(res.nats_per_image - bench["test_nats"]) < 4 * res.stderr_nats + 2, (res.nats_per_image, bench["test_nats"])
+
+
 @_shipped("ddpm_digits_cond.pt")
 def test_shipped_conditional_model_uses_its_labels():
     model, diffusion, ckpt = load_pretrained("ddpm_digits_cond.pt")
