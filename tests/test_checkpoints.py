@@ -1,7 +1,8 @@
 """Checkpoints: weights-only files, float16 shipping, bit-identical resume, the NaN guard, and the
 shipped checkpoints themselves (loadable, and their recorded test bound reproduces)."""
 
-import math
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,6 +114,15 @@ def test_missing_checkpoint_says_how_to_make_one(tmp_path):
         load_checkpoint(tmp_path / "nope.pt")
 
 
+def _assert_bound_belongs_to(model, diffusion, stored_nats, clip_x0):
+    """Re-estimate the TEST bound on the first 64 images (100 stratified timesteps, unbiased) and check
+    that a stored exact value belongs to these weights."""
+    images, _ = load_digits_split("test")
+    res = negative_bound(diffusion, model, images[:64], num_timesteps=100, clip_x0=clip_x0,
+                         generator=torch.Generator().manual_seed(0))
+    assert abs(res.nats_per_image - stored_nats) < 4 * res.stderr_nats + 2, (res.nats_per_image, stored_nats)
+
+
 def _shipped(name):
     return pytest.mark.skipif(not (CHECKPOINT_DIR / name).is_file(), reason=f"checkpoints/{name} is not there")
 
@@ -125,31 +135,20 @@ def test_shipped_model_loads_and_its_recorded_bound_reproduces():
     # the project's target: a TEST bound of at most 90 nats per image (the independent per-pixel
     # categorical model of book/ddpm_digits.ipynb gets 106.5); benchmarks/digits.py recomputes it exactly
     assert m["test_nats"] <= 90.0 and m["train_steps"] == ckpt["config"]["steps"]
-    # re-estimate the bound on the first 64 test images (stratified over 100 timesteps, unbiased):
-    # a quick check that the stored number belongs to these weights
-    images, _ = load_digits_split("test")
-    res = negative_bound(diffusion, model, images[:64], num_timesteps=100, clip_x0=m["bound_clip_x0"],
-                         generator=torch.Generator().manual_seed(0))
-    assert abs(res.nats_per_image - m["test_nats"]) < 4 * res.stderr_nats + 2, (res.nats_per_image, m["test_nats"])
+    _assert_bound_belongs_to(model, diffusion, m["test_nats"], clip_x0=m["bound_clip_x0"])
 
 
 @_shipped("compare_hybrid_cosine.pt")
 def test_benchmarked_bound_of_the_cosine_model_belongs_to_its_weights():
     # benchmarks/digits_results_hybrid_cosine.json holds the exact TEST bound of this file (the best
-    # shipped model by bound); re-estimate it on 64 test images with 100 stratified timesteps
-    import json
-    from pathlib import Path
-
+    # shipped model by bound)
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "digits_results_hybrid_cosine.json"
     bench = json.loads(results.read_text(encoding="utf-8"))
     assert bench["checkpoint"] == "compare_hybrid_cosine.pt" and bench["bound_exact"]
     assert bench["test_nats"] <= 90.0
     model, diffusion, ckpt = load_pretrained("compare_hybrid_cosine.pt")
     assert ckpt["config"]["schedule"] == "cosine" and diffusion.T == bench["T"] == 1000
-    images, _ = load_digits_split("test")
-    res = negative_bound(diffusion, model, images[:64], num_timesteps=100, clip_x0=True,
-                         generator=torch.Generator().manual_seed(0))
-    assert abs(res.nats_per_image - bench["test_nats"]) < 4 * res.stderr_nats + 2, (res.nats_per_image, bench["test_nats"])
+    _assert_bound_belongs_to(model, diffusion, bench["test_nats"], clip_x0=True)
 
 
 @_shipped("ddpm_digits_cond.pt")
