@@ -1,4 +1,4 @@
-"""Small helpers every chapter uses: seeding and thread settings."""
+"""Small helpers every chapter uses: seeding, thread settings, and putting computed numbers into the prose."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "set_threads", "record_metric", "checkpoint_dir"]
+__all__ = ["set_seed", "set_threads", "record_metric", "glue", "checkpoint_dir"]
 
 
 def set_seed(seed: int = 0) -> torch.Generator:
@@ -65,6 +65,28 @@ def record_metric(name: str, value: float, unit: str = "", chapter: str | None =
     row = {"name": str(name), "value": float(value), "unit": unit, "chapter": chapter}
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def glue(name: str, value: float, unit: str = "", *, record: bool = False) -> float:
+    """Make a number computed in a cell available to the page's prose, and return it unchanged.
+
+    In the built book the text cites it with myst-nb's role, for example
+    ``{glue:text}`w2_ratio:.2f```, so a figure in a sentence can never drift from what the page
+    computed. Outside a Jupyter Book build (Colab, a plain kernel) where ``myst_nb`` is not
+    installed, nothing is displayed and the value is still returned. With ``record=True`` the
+    value is also passed to :func:`record_metric` for the budget table.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"glue: name must be a Python-identifier-like string, got {name!r}")
+    try:
+        from myst_nb import glue as _myst_glue
+    except ImportError:
+        _myst_glue = None
+    if _myst_glue is not None:
+        _myst_glue(name, value, display=False)
+    if record:
+        record_metric(name, float(value), unit)
+    return value
 
 
 def checkpoint_dir() -> Path:
