@@ -20,14 +20,26 @@ nothing about shapes. A useful generative model must beat it.
 
 Sampling. :func:`sample_digits` runs DDPM (ancestral) or DDIM sampling in batches and reports
 the wall time.
+
+Reference figures. :func:`load_digits_reference` reads the figures of the book's benchmark
+(``benchmarks/digits.py``: the exact test bound, DDPM with all T steps and DDIM with 10-100 steps on
+447 samples each, their Fréchet distances and times, the real-vs-real floor) from a copy that ships
+inside the package (``diffusion_lib/_data/digits_reference.json``), so a chapter can show them where
+``benchmarks/`` is not beside the package (Colab, ``pip install``). It checks that the copy was
+measured with the checkpoint file that is installed. :func:`write_digits_reference` rebuilds the
+copy from the benchmark's ``--json`` files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 
 import torch
 
@@ -43,7 +55,20 @@ __all__ = [
     "sample_digits",
     "ddim_invert",
     "slerp",
+    "DIGITS_REFERENCE_FILE",
+    "load_digits_reference",
+    "write_digits_reference",
 ]
+
+#: The packaged copy of the benchmark figures (inside the package, so it travels with ``pip install``).
+DIGITS_REFERENCE_FILE: str = "_data/digits_reference.json"
+#: The benchmark runs the packaged copy is built from, one ``--json`` file per checkpoint.
+_BENCHMARK_FILES: tuple[str, ...] = ("digits_results.json", "digits_results_hybrid_cosine.json")
+_REGENERATE = (
+    "python benchmarks/digits.py --json benchmarks/digits_results.json; "
+    "python benchmarks/digits.py --checkpoint compare_hybrid_cosine.pt --json benchmarks/digits_results_hybrid_cosine.json; "
+    "python -c 'from diffusion_lib.evaluation import write_digits_reference; write_digits_reference()'"
+)
 
 
 @dataclass
@@ -367,3 +392,89 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, lam: float) -> torch.Tensor:
     if float(torch.sin(theta)) < 1e-6:
         return (1 - lam) * z0 + lam * z1
     return (torch.sin((1 - lam) * theta) * z0 + torch.sin(lam * theta) * z1) / torch.sin(theta)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_digits_reference(checkpoint: str = "ddpm_digits.pt", verify: bool = True) -> dict:
+    """The benchmark figures of a shipped digit model, from the copy packaged with ``diffusion_lib``.
+
+    Returns the dict that ``python benchmarks/digits.py --checkpoint <checkpoint> --json FILE``
+    wrote: ``num_samples`` (447), ``test_nats`` (the exact bound on the TEST split, nats per image),
+    ``fd_floor_train`` / ``fd_floor_train_sd`` (real TRAIN sets of ``num_samples`` digits against
+    TEST) and ``samplers``, a list of rows with ``method`` ("ddpm" or "ddim"), ``steps``, ``eta``,
+    ``seconds`` (for ``num_samples`` images, one thread), ``fd`` (mean over ``repeats`` sample
+    sets), ``fd_sets`` and ``fd_se``. The figures are not recomputed: they are what the benchmark
+    measured, with the command recorded under ``"regenerate"``.
+
+    With ``verify=True`` the SHA-256 of the installed checkpoint file and of the digit classifier
+    behind the Fréchet distance (both in :func:`diffusion_lib.utils.checkpoint_dir`) must equal the
+    ones recorded when the figures were measured; a retrained file raises ``ValueError`` instead
+    of showing stale figures.
+    """
+    try:
+        text = resources.files("diffusion_lib").joinpath(DIGITS_REFERENCE_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"diffusion_lib/{DIGITS_REFERENCE_FILE} is missing from this installation of diffusion_lib: "
+            "install the package with its data files (pip install . from the book's repository, whose "
+            "pyproject.toml lists them) or run the chapter from a checkout of the repository"
+        ) from None
+    data = json.loads(text)
+    runs = data["checkpoints"]
+    if checkpoint not in runs:
+        raise ValueError(f"no benchmark figures for checkpoint {checkpoint!r}; the packaged copy has {sorted(runs)}")
+    row = dict(runs[checkpoint])
+    if verify:
+        from diffusion_lib.utils import checkpoint_dir
+
+        for name, key in ((checkpoint, "checkpoint_sha256"), ("digit_classifier.pt", "classifier_sha256")):
+            path = checkpoint_dir() / name
+            if path.is_file() and _sha256(path) != row[key]:
+                raise ValueError(
+                    f"the packaged benchmark figures were measured with another version of {name} "
+                    f"(SHA-256 {row[key][:12]}..., the installed file has {_sha256(path)[:12]}...). "
+                    f"Regenerate them: {data['regenerate']}"
+                )
+    row["regenerate"] = data["regenerate"]
+    return row
+
+
+def write_digits_reference(
+    result_files: Sequence[str | Path] | None = None, out: str | Path | None = None
+) -> Path:
+    """Rebuild the packaged copy of the benchmark figures from ``benchmarks/digits.py --json`` files.
+
+    ``result_files`` default to ``benchmarks/digits_results.json`` and
+    ``benchmarks/digits_results_hybrid_cosine.json`` of the repository beside the package; ``out``
+    to ``diffusion_lib/_data/digits_reference.json``. Each run is stored under its checkpoint's
+    name with the SHA-256 of that checkpoint file and of the digit classifier, so :func:`load_digits_reference` can tell when a
+    checkpoint was retrained after the figures were measured. Returns the path written.
+    """
+    from diffusion_lib.utils import checkpoint_dir
+
+    root = Path(__file__).resolve().parent
+    if result_files is None:
+        result_files = [root.parent / "benchmarks" / name for name in _BENCHMARK_FILES]
+    runs = {}
+    for f in result_files:
+        res = json.loads(Path(f).read_text(encoding="utf-8"))
+        name = Path(res["checkpoint"]).name
+        path = checkpoint_dir() / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{f} was measured with {name}, which is not in {checkpoint_dir()}")
+        runs[name] = {**res, "checkpoint_sha256": _sha256(path),
+                      "classifier_sha256": _sha256(checkpoint_dir() / "digit_classifier.pt"),
+                      "source": f"benchmarks/{Path(f).name}"}
+    out = Path(out) if out is not None else root / DIGITS_REFERENCE_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "about": "Figures measured by benchmarks/digits.py (one thread) for the shipped digit models; "
+                 "read them with diffusion_lib.evaluation.load_digits_reference.",
+        "regenerate": _REGENERATE,
+        "checkpoints": runs,
+    }
+    out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    return out

@@ -18,11 +18,16 @@ adaptively, with p(t) proportional to the root mean square of recent L_{t-1} val
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 
 from diffusion_lib._checks import check_choice, check_int
 
-__all__ = ["TIMESTEP_SAMPLINGS", "timestep_probs", "sample_timesteps"]
+if TYPE_CHECKING:  # only for type hints: this module does not import the diffusion code at run time
+    from diffusion_lib.diffusion import GaussianDiffusion
+
+__all__ = ["TIMESTEP_SAMPLINGS", "timestep_probs", "sample_timesteps", "importance_bound"]
 
 TIMESTEP_SAMPLINGS: tuple[str, ...] = ("uniform", "inverse_mix")
 
@@ -62,3 +67,72 @@ def sample_timesteps(
     t = torch.multinomial(probs, batch_size, replacement=True, generator=generator) + 1
     w = (1.0 / (T * probs[t - 1])).float()
     return t, w
+
+
+def importance_bound(
+    diffusion: "GaussianDiffusion",
+    model: Any,
+    x0: torch.Tensor,
+    probs: torch.Tensor,
+    draws: int,
+    generator: torch.Generator | None = None,
+    clip_x0: bool = False,
+    num_levels: int = 256,
+    batch_size: int = 1024,
+    model_kwargs: dict | None = None,
+) -> dict[str, torch.Tensor]:
+    r"""Estimate the variational bound of every image from ``draws`` timesteps drawn from p(t).
+
+    For image i and draws t_{i1}, ..., t_{iK} ~ p (K = ``draws``, independent),
+
+        total_i = L_T(x0_i) + (1/K) sum_k T w(t_ik) L_{t_ik - 1}(x0_i),   w(t) = 1 / (T p(t)),
+
+    where L_0 (t = 1) is the decoder term -log p(x_0 | x_1) and L_{t-1} (t >= 2) the KL of step t,
+    each with its own draw of x_t ~ q(x_t | x_0) (:meth:`GaussianDiffusion.vb_term`). Since
+    E_{t~p}[T w(t) L_{t-1}] = sum_{t=1}^{T} L_{t-1}, the estimate is unbiased for every p > 0;
+    p decides its variance. It costs N K network evaluations, made in batches of ``batch_size``
+    (image, t) pairs, under ``torch.no_grad()``; the result does not depend on ``batch_size``.
+
+    Args:
+        diffusion: the model's :class:`~diffusion_lib.diffusion.GaussianDiffusion`.
+        model: the network, ``model(x_t, t, **model_kwargs)``.
+        x0: (N, ...) data; for the discretised decoder on the grid of ``num_levels`` levels.
+        probs: p(t) for t = 1..T (length ``diffusion.T``), e.g. :func:`timestep_probs`.
+        draws: K, timesteps per image.
+        generator: seeds the timesteps and the draws of x_t.
+        clip_x0, num_levels: passed to ``vb_term`` (17 levels for the digits).
+        model_kwargs: extra model arguments with a leading batch axis of N (e.g. labels), or none.
+
+    Returns a dict of float64 tensors: ``"total"`` (N,), ``"prior"`` (N,) L_T, and per draw
+    ``"t"`` (K, N) the timesteps (LongTensor), ``"w"`` (K, N) their weights and ``"terms"``
+    (K, N) the values L_{t-1}, so that ``total = prior + (T * w * terms).mean(0)``.
+    """
+    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 2:
+        raise TypeError("x0 must be a float tensor (N, ...) of images, e.g. load_digits_split('test')[0]")
+    T = int(diffusion.T)
+    if not isinstance(probs, torch.Tensor) or probs.shape != (T,):
+        raise ValueError(
+            f"probs must be p(t) for t = 1..T, a tensor of length T = {T} (see timestep_probs(T, kind)); "
+            f"got {type(probs).__name__}{'' if not isinstance(probs, torch.Tensor) else f' of shape {tuple(probs.shape)}'}"
+        )
+    K = check_int(draws, "draws", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    N = x0.shape[0]
+    t, w = sample_timesteps(probs, K * N, generator)  # pair j = k N + i: image i, draw k
+    images = x0.repeat(K, *([1] * (x0.ndim - 1)))
+    kwargs = {k: (v.repeat(K, *([1] * (v.ndim - 1))) if isinstance(v, torch.Tensor) and v.shape[:1] == (N,) else v)
+              for k, v in (model_kwargs or {}).items()}
+    eps = torch.randn(images.shape, generator=generator, dtype=images.dtype)  # all noise first: batching changes nothing
+    terms = []
+    with torch.no_grad():
+        for start in range(0, K * N, batch_size):
+            sl = slice(start, start + batch_size)
+            xt = diffusion.q_sample(images[sl], t[sl], eps=eps[sl])
+            kw = {k: (v[sl] if isinstance(v, torch.Tensor) and v.shape[:1] == (K * N,) else v) for k, v in kwargs.items()}
+            terms.append(diffusion.vb_term(model, images[sl], xt, t[sl], clip_x0=clip_x0, model_kwargs=kw,
+                                           num_levels=num_levels).double())
+        prior = diffusion.prior_kl(x0).double()
+    terms_kn = torch.cat(terms).reshape(K, N)
+    w_kn = w.double().reshape(K, N)
+    total = prior + (T * w_kn * terms_kn).mean(0)
+    return {"total": total, "prior": prior, "t": t.reshape(K, N), "w": w_kn, "terms": terms_kn}

@@ -447,7 +447,7 @@ def train_vae(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 10)
     losses: list[float] = []
     model.train()
-    for _ in tqdm(range(steps), disable=not progress, desc="training the VAE"):
+    for _ in tqdm(range(steps), disable=not progress, desc="training the VAE", ncols=70):
         idx = torch.randint(0, flat.shape[0], (batch_size,), generator=generator)
         loss = -model.elbo_terms(flat[idx], generator=generator)["elbo"].mean()
         opt.zero_grad()

@@ -1,11 +1,20 @@
-"""Interactive figures that keep working in the published, kernel-free HTML book.
+"""Interactive figures that work in a live notebook and in the published, kernel-free HTML book.
 
-Every interactive figure of the book is a *scrubber*: a list of pre-rendered PNG frames, a
-``Play`` button and a slider. The slider is tied to the frames with ``ipywidgets.jslink``, a
-link that the browser evaluates by itself, so moving the slider or pressing Play changes the
-picture in a live Jupyter kernel *and* in the static HTML pages, where no Python runs.
-(Callbacks such as ``interact`` or ``observe`` need a kernel: in the static book they render
-but do nothing. Do not use them for figures the reader should scrub.)
+Every interactive figure of the book is a *scrubber*: a list of pre-rendered PNG frames, a Play
+button and a slider. :func:`scrubber` and :func:`option_scrubber` return a small, self-contained
+HTML player: the frames are embedded in the output as PNG images, and a few lines of JavaScript
+in the same output show the frame the slider points at. The browser does all the work, so the
+figure behaves the same
+
+* in a live kernel (JupyterLab, Jupyter Notebook, VS Code, Colab), whatever version of
+  ipywidgets is installed, or none: the player does not use ipywidgets at all;
+* in the static HTML book, where no Python runs, and in a saved copy of the page;
+* in print and in the PDF: only the current frame is shown (the first one, or ``initial``).
+
+Callbacks such as ``ipywidgets.interact`` or ``observe`` need a kernel: in the static book they
+render but do nothing, so the book does not use them. (Where a notebook is opened from disk
+without being trusted, JupyterLab does not run the output's script: the figure then shows its
+first frame until the cell is run again.)
 
 Typical use in a chapter::
 
@@ -40,16 +49,17 @@ or lower ``figsize``/``dpi`` when a limit is hit.
 
 from __future__ import annotations
 
+import base64
+import html
 import inspect
 import io
+import json
 import math
 import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-import ipywidgets as widgets
-from ipywidgets.widgets.widget_link import Link
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -73,7 +83,7 @@ MAX_FRAMES: int = 60
 MAX_FRAME_BYTES: int = 150_000
 #: Most PNG bytes one widget may hold in total (base64 adds a third in the page).
 MAX_WIDGET_BYTES: int = 1_500_000
-#: Largest HTML page (with its embedded widget state) the book accepts.
+#: Largest HTML page (with its embedded figures) the book accepts.
 PAGE_BUDGET_BYTES: int = 3_000_000
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -346,80 +356,261 @@ def _check_common(description: Any, play_interval_ms: Any, initial: Any, n: int)
 
 
 # --------------------------------------------------------------------------------------------
-# Widgets
+# The player
 # --------------------------------------------------------------------------------------------
-def _label_html(description: str, label: Any) -> str:
-    import html
+#: Styles of the player, scoped to its class. The root takes the full width of the text column;
+#: each frame is shown at its own size, never wider than the column. In print only the current
+#: frame and its label remain.
+_PLAYER_CSS = """
+.diffusion-scrubber{box-sizing:border-box;width:100%;max-width:100%;margin:0.5em 0;font-size:0.9rem}
+.diffusion-scrubber *{box-sizing:border-box}
+.diffusion-scrubber .ds-options{display:flex;flex-wrap:wrap;align-items:center;gap:0.3em;margin-bottom:0.4em}
+.diffusion-scrubber .ds-controls{display:flex;flex-wrap:wrap;align-items:center;gap:0.5em;width:100%}
+.diffusion-scrubber .ds-slider{flex:1 1 10em;min-width:6em;margin:0}
+.diffusion-scrubber button{font:inherit;padding:0.15em 0.7em;border:1px solid #8a8f98;border-radius:0.25em;background:#f4f5f7;color:#1d2430;cursor:pointer}
+.diffusion-scrubber button[aria-pressed="true"]{background:#2f5f9e;border-color:#2f5f9e;color:#fff}
+.diffusion-scrubber select{font:inherit}
+.diffusion-scrubber .ds-label{font-family:monospace;white-space:nowrap;min-width:6ch}
+.diffusion-scrubber .ds-frames{margin-top:0.4em;max-width:100%}
+.diffusion-scrubber .ds-frame{max-width:100%;height:auto}
+@media print{.diffusion-scrubber .ds-play,.diffusion-scrubber .ds-slider,.diffusion-scrubber .ds-options button:not([aria-pressed="true"]),.diffusion-scrubber select{display:none !important}}
+"""
 
-    text = label if isinstance(label, str) else f"{description} = {label}"
-    return f"<span style='font-family: monospace'>{html.escape(text)}</span>"
+#: The player's behaviour. It initialises every player on the page that is not initialised yet
+#: (so it works whether the page has one player or twenty, and whether the notebook front end
+#: runs the script once per output or not), and needs no global names and no element ids.
+_PLAYER_JS = """
+(function () {
+  "use strict";
+  function init(root) {
+    if (root.getAttribute("data-ready") === "1") return;
+    root.setAttribute("data-ready", "1");
+    var slider = root.querySelector(".ds-slider");
+    var play = root.querySelector(".ds-play");
+    var label = root.querySelector(".ds-label");
+    var frames = root.querySelectorAll(".ds-frame");
+    var buttons = root.querySelectorAll(".ds-option");
+    var select = root.querySelector(".ds-select");
+    var labels = JSON.parse(root.getAttribute("data-labels"));
+    var options = JSON.parse(root.getAttribute("data-options"));
+    var n = labels.length;
+    var interval = parseInt(root.getAttribute("data-interval"), 10) || 200;
+    var option = parseInt(root.getAttribute("data-option"), 10) || 0;
+    var timer = null;
+    function show() {
+      var i = parseInt(slider.value, 10);
+      var current = option * n + i;
+      for (var k = 0; k < frames.length; k++) {
+        frames[k].style.display = k === current ? "block" : "none";
+      }
+      label.textContent = labels[i];
+      slider.setAttribute("aria-valuetext", labels[i]);
+      for (var b = 0; b < buttons.length; b++) {
+        buttons[b].setAttribute("aria-pressed", b === option ? "true" : "false");
+      }
+      if (select) select.selectedIndex = option;
+      root.setAttribute("data-frame", String(i));
+      root.setAttribute("data-option", String(option));
+    }
+    function stop() {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+      play.textContent = "\\u25B6 Play";
+      play.setAttribute("aria-pressed", "false");
+    }
+    function step() {
+      var i = parseInt(slider.value, 10);
+      if (i >= n - 1) { stop(); return; }
+      slider.value = String(i + 1);
+      show();
+    }
+    function start() {
+      if (parseInt(slider.value, 10) >= n - 1) { slider.value = "0"; show(); }
+      play.textContent = "\\u275A\\u275A Pause";
+      play.setAttribute("aria-pressed", "true");
+      timer = setInterval(step, interval);
+    }
+    play.addEventListener("click", function () { if (timer === null) start(); else stop(); });
+    slider.addEventListener("input", function () { stop(); show(); });
+    slider.addEventListener("change", show);
+    for (var b = 0; b < buttons.length; b++) {
+      (function (index) {
+        buttons[index].addEventListener("click", function () { option = index; show(); });
+      })(b);
+    }
+    if (select) select.addEventListener("change", function () { option = select.selectedIndex; show(); });
+    if (options.length !== Math.max(1, buttons.length, select ? select.options.length : 0)) {
+      console.warn("diffusion-scrubber: the options and their controls disagree");
+    }
+    show();
+  }
+  var roots = document.querySelectorAll(".diffusion-scrubber");
+  for (var r = 0; r < roots.length; r++) init(roots[r]);
+})();
+"""
 
 
-def _image_stack(pngs: Sequence[bytes], initial: int) -> widgets.Stack:
-    images = [
-        widgets.Image(value=png, format="png", layout=widgets.Layout(max_width="100%"))
-        for png in pngs
-    ]
-    return widgets.Stack(images, selected_index=initial)
+def _label_text(description: str, label: Any) -> str:
+    return label if isinstance(label, str) else f"{description} = {label}"
 
 
-class Scrubber(widgets.VBox):
+def _img(png: bytes, alt: str, visible: bool) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    display = "block" if visible else "none"
+    return (
+        f'<img class="ds-frame" src="data:image/png;base64,{data}" alt="{html.escape(alt)}" '
+        f'style="display:{display}">'
+    )
+
+
+class Scrubber:
     """A Play button and a slider stepping through pre-rendered frames (see :func:`scrubber`).
 
+    A notebook displays it through :meth:`_repr_html_`: a self-contained HTML player (frames as
+    embedded PNGs, a native range slider, a few lines of JavaScript). It needs no kernel and no
+    ipywidgets.
+
     Attributes:
-        play: the ``ipywidgets.Play`` button.
-        slider: the ``ipywidgets.IntSlider`` (frame index, 0-based).
-        stack: the ``ipywidgets.Stack`` of ``Image`` widgets, one per frame.
-        label_stack: a ``Stack`` of ``HTML`` labels, one per frame, or None without labels.
-        links: the client-side ``jslink`` objects tying them together.
+        frames: the PNG bytes of every frame, in slider order.
+        labels: the text shown beside the slider for each frame (``"t = 500"``), or, without
+            labels, the frame index.
+        description: the slider's name, e.g. ``"t"``.
+        play_interval_ms: milliseconds per frame while playing.
+        initial: index of the frame shown first (and in print).
     """
 
-    play: widgets.Play
-    slider: widgets.IntSlider
-    stack: widgets.Stack
-    label_stack: widgets.Stack | None
-    links: list[Link]
+    def __init__(
+        self,
+        frames: list[bytes],
+        labels: list[str],
+        description: str,
+        play_interval_ms: int,
+        initial: int,
+    ) -> None:
+        self.frames = frames
+        self.labels = labels
+        self.description = description
+        self.play_interval_ms = play_interval_ms
+        self.initial = initial
+
+    # the parts the HTML is made of; OptionScrubber overrides them
+    def _options(self) -> list[str]:
+        return []
+
+    def _initial_option(self) -> int:
+        return 0
+
+    def _frames_by_option(self) -> list[list[bytes]]:
+        return [self.frames]
+
+    def _options_html(self) -> str:
+        return ""
+
+    def to_html(self) -> str:
+        """The player as one HTML fragment (styles, controls, frames and script)."""
+        n = len(self.labels)
+        option = self._initial_option()
+        alt_prefix = {i: f"{name}, " for i, name in enumerate(self._options())}
+        imgs = [
+            _img(png, alt_prefix.get(o, "") + self.labels[i], o == option and i == self.initial)
+            for o, pngs in enumerate(self._frames_by_option())
+            for i, png in enumerate(pngs)
+        ]
+        desc = html.escape(self.description)
+        attrs = {
+            "data-labels": json.dumps(self.labels),
+            "data-options": json.dumps(self._options()),
+            "data-interval": str(self.play_interval_ms),
+            "data-option": str(option),
+            "data-frame": str(self.initial),
+        }
+        attr_text = " ".join(f'{k}="{html.escape(v, quote=True)}"' for k, v in attrs.items())
+        return (
+            f"<style>{_PLAYER_CSS.strip()}</style>"
+            f'<div class="diffusion-scrubber tex2jax_ignore mathjax_ignore" {attr_text}>'
+            + self._options_html()
+            + '<div class="ds-controls">'
+            '<button type="button" class="ds-play" aria-pressed="false">\u25b6 Play</button>'
+            f'<input type="range" class="ds-slider" min="0" max="{n - 1}" step="1" '
+            f'value="{self.initial}" aria-label="{desc}">'
+            f'<output class="ds-label">{html.escape(self.labels[self.initial])}</output>'
+            "</div>"
+            f'<div class="ds-frames">{"".join(imgs)}</div>'
+            "</div>"
+            f"<script>{_PLAYER_JS.strip()}</script>"
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__}: {len(self.labels)} frames, {self.labels[0]} ... "
+            f"{self.labels[-1]}; an HTML player, shown by a notebook>"
+        )
 
 
 class OptionScrubber(Scrubber):
     """A :class:`Scrubber` with a selector choosing among several stacks of frames.
 
-    It has the attributes of :class:`Scrubber`, where ``stack`` is the outer ``Stack`` holding
-    one inner ``Stack`` of images per option, and two more.
+    It has the attributes of :class:`Scrubber`, where ``frames`` are the frames of the option
+    shown first, and these.
 
     Attributes:
-        selector: the ``ToggleButtons`` or ``Dropdown`` choosing the option.
-        option_stacks: the inner ``Stack`` of images of each option, in the order of the options.
+        options: the option names, in order.
+        frames_by_option: option name -> PNG frames.
+        initial_option: the index of the option shown first.
+        selector: ``"toggle"`` (a row of buttons) or ``"dropdown"``.
+        option_description: the selector's name.
     """
 
-    selector: widgets.ToggleButtons | widgets.Dropdown
-    option_stacks: list[widgets.Stack]
-
-
-def _controls(
-    n: int,
-    labels: list[Any] | None,
-    description: str,
-    play_interval_ms: int,
-    initial: int,
-) -> tuple[widgets.Play, widgets.IntSlider, widgets.Stack | None, list[Link]]:
-    play = widgets.Play(
-        value=initial, min=0, max=n - 1, step=1, interval=int(play_interval_ms),
-        description="Play", layout=widgets.Layout(width="auto"),
-    )
-    slider = widgets.IntSlider(
-        value=initial, min=0, max=n - 1, step=1, description=description,
-        readout=labels is None, continuous_update=True,
-    )
-    links = [widgets.jslink((play, "value"), (slider, "value"))]
-    label_stack = None
-    if labels is not None:
-        label_stack = widgets.Stack(
-            [widgets.HTML(_label_html(description, lab)) for lab in labels],
-            selected_index=initial,
+    def __init__(
+        self,
+        frames_by_option: dict[str, list[bytes]],
+        labels: list[str],
+        description: str,
+        option_description: str,
+        play_interval_ms: int,
+        initial: int,
+        initial_option: int,
+        selector: str,
+    ) -> None:
+        self.options = list(frames_by_option)
+        self.frames_by_option = frames_by_option
+        self.initial_option = initial_option
+        self.selector = selector
+        self.option_description = option_description
+        super().__init__(
+            frames_by_option[self.options[initial_option]], labels, description,
+            play_interval_ms, initial,
         )
-        links.append(widgets.jslink((slider, "value"), (label_stack, "selected_index")))
-    return play, slider, label_stack, links
+
+    def _options(self) -> list[str]:
+        return self.options
+
+    def _initial_option(self) -> int:
+        return self.initial_option
+
+    def _frames_by_option(self) -> list[list[bytes]]:
+        return [self.frames_by_option[name] for name in self.options]
+
+    def _options_html(self) -> str:
+        desc = html.escape(self.option_description)
+        if self.selector == "toggle":
+            buttons = "".join(
+                f'<button type="button" class="ds-option" aria-pressed="'
+                f'{"true" if i == self.initial_option else "false"}">{html.escape(name)}</button>'
+                for i, name in enumerate(self.options)
+            )
+            return f'<div class="ds-options" role="group" aria-label="{desc}"><span>{desc}</span>{buttons}</div>'
+        choices = "".join(
+            f'<option{" selected" if i == self.initial_option else ""}>{html.escape(name)}</option>'
+            for i, name in enumerate(self.options)
+        )
+        return (
+            f'<div class="ds-options"><label>{desc} '
+            f'<select class="ds-select" aria-label="{desc}">{choices}</select></label></div>'
+        )
 
 
 def scrubber(
@@ -431,9 +622,9 @@ def scrubber(
 ) -> Scrubber:
     """A Play button and a slider that step through pre-rendered frames, with no kernel needed.
 
-    The widgets are linked with ``ipywidgets.jslink`` (``Play.value`` ↔ ``IntSlider.value`` ↔
-    ``Stack.selected_index``), so the browser itself switches the visible image: the figure
-    works in a live notebook and in the static HTML book alike.
+    The frames are embedded in the output and a few lines of JavaScript switch the visible one,
+    so the figure works in a live notebook (with any ipywidgets version, or none) and in the
+    static HTML book alike. The controls span the width of the text column.
 
     Args:
         frames: the frames, in slider order: PNG bytes (from :func:`render_frames`), NumPy
@@ -443,11 +634,10 @@ def scrubber(
             the frame index.
         description: the slider's name, e.g. ``"t"``.
         play_interval_ms: milliseconds per frame while playing.
-        initial: index of the frame shown first.
+        initial: index of the frame shown first (and the one shown in print).
 
     Returns:
-        A :class:`Scrubber` (an ``ipywidgets.VBox``); display it by making it the last
-        expression of a cell.
+        A :class:`Scrubber`; display it by making it the last expression of a cell.
 
     Raises:
         ValueError: empty ``frames``, too many frames or bytes (see the module's budget), a
@@ -459,17 +649,8 @@ def scrubber(
     labels = _check_labels(labels, n)
     _check_common(description, play_interval_ms, initial, n)
     _check_total_bytes(pngs)
-
-    stack = _image_stack(pngs, initial)
-    play, slider, label_stack, links = _controls(n, labels, description, play_interval_ms, initial)
-    links.append(widgets.jslink((slider, "value"), (stack, "selected_index")))
-    row = [play, slider] + ([label_stack] if label_stack is not None else [])
-    box = Scrubber([widgets.HBox(row), stack])
-    box.play, box.slider, box.stack, box.label_stack, box.links = (
-        play, slider, stack, label_stack, links,
-    )
-    box.add_class("diffusion-scrubber")
-    return box
+    texts = [str(i) for i in range(n)] if labels is None else [_label_text(description, v) for v in labels]
+    return Scrubber(pngs, texts, description, int(play_interval_ms), int(initial))
 
 
 def option_scrubber(
@@ -486,9 +667,8 @@ def option_scrubber(
 
     For example the noising of the same data under a linear and a cosine schedule: the selector
     chooses the schedule, the slider the timestep, and switching schedule keeps the timestep.
-    Everything is linked client-side (``jslink``): the selector's ``index`` drives an outer
-    ``Stack`` over options, and the one slider drives the ``selected_index`` of each option's
-    inner ``Stack`` of images, so the figure also works in the static HTML book.
+    Like :func:`scrubber`, everything runs in the browser, so the figure also works in the
+    static HTML book.
 
     Args:
         frames_by_option: option name -> frames (as for :func:`scrubber`); every option must
@@ -500,11 +680,11 @@ def option_scrubber(
         play_interval_ms: milliseconds per frame while playing.
         initial: index of the frame shown first.
         initial_option: the option shown first (default: the first one).
-        selector: ``"toggle"`` (ToggleButtons), ``"dropdown"``, or ``"auto"``: toggle buttons for
+        selector: ``"toggle"`` (a row of buttons), ``"dropdown"``, or ``"auto"``: buttons for
             up to 5 options, else a dropdown.
 
     Returns:
-        An :class:`OptionScrubber` (an ``ipywidgets.VBox``).
+        An :class:`OptionScrubber`.
 
     Raises:
         ValueError: no options, an empty option, options of different lengths, too many frames
@@ -546,29 +726,10 @@ def option_scrubber(
         raise ValueError(f"initial_option must be one of {names}, got {initial_option!r}")
     if selector == "auto":
         selector = "toggle" if len(names) <= 5 else "dropdown"
-    if selector == "toggle":
-        chooser = widgets.ToggleButtons(
-            options=names, index=option_index, description=option_description,
-            style={"button_width": "auto"},
-        )
-    elif selector == "dropdown":
-        chooser = widgets.Dropdown(
-            options=names, index=option_index, description=option_description
-        )
-    else:
+    if selector not in ("toggle", "dropdown"):
         raise ValueError(f"selector must be 'auto', 'toggle' or 'dropdown', got {selector!r}")
-
-    play, slider, label_stack, links = _controls(n, labels, description, play_interval_ms, initial)
-    inner = [_image_stack(pngs, initial) for pngs in pngs_by_option.values()]
-    outer = widgets.Stack(inner, selected_index=option_index)
-    links.append(widgets.jslink((chooser, "index"), (outer, "selected_index")))
-    for st in inner:
-        links.append(widgets.jslink((slider, "value"), (st, "selected_index")))
-    row = [play, slider] + ([label_stack] if label_stack is not None else [])
-    box = OptionScrubber([chooser, widgets.HBox(row), outer])
-    box.play, box.slider, box.stack, box.label_stack, box.links = (
-        play, slider, outer, label_stack, links,
+    texts = [str(i) for i in range(n)] if labels is None else [_label_text(description, v) for v in labels]
+    return OptionScrubber(
+        pngs_by_option, texts, description, option_description, int(play_interval_ms),
+        int(initial), option_index, selector,
     )
-    box.selector, box.option_stacks = chooser, inner
-    box.add_class("diffusion-scrubber")
-    return box

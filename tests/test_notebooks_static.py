@@ -1,9 +1,10 @@
 """Static checks of the chapter notebooks: the conventions of CONTRIBUTING.md, read from the files.
 
 These run in a second and catch what executing the notebooks cannot: committed outputs, a chapter
-missing from the table of contents, a set-up cell that drifted from the documented one.
+missing from the table of contents, a set-up cell that drifted from the canonical one (scripts/sync_setup_cell.py).
 """
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -17,10 +18,12 @@ NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 REFERENCE_PAGES = {"interactive"}
 
 
-def _setup_cell_from_contributing() -> str:
-    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    block = re.search(r"  ```python\n(  # Set-up for Colab.*?)  ```\n", text, re.S).group(1)
-    return "\n".join(line[2:] for line in block.rstrip("\n").split("\n"))
+def _canonical_setup_cell() -> str:
+    """The one set-up cell, written in scripts/sync_setup_cell.py (which also puts it in place)."""
+    spec = importlib.util.spec_from_file_location("sync_setup_cell", ROOT / "scripts" / "sync_setup_cell.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SETUP_CELL
 
 
 def test_there_are_chapters_and_every_one_is_in_the_toc():
@@ -40,8 +43,8 @@ def test_notebook_follows_the_conventions(path):
     assert not with_outputs, f"code cells {with_outputs} carry outputs: clear them before committing"
     first = nb["cells"][0]
     assert first["cell_type"] == "code" and "hide-cell" in first["metadata"].get("tags", [])
-    assert "".join(first["source"]).rstrip("\n") == _setup_cell_from_contributing(), (
-        "the first cell must be the set-up cell of CONTRIBUTING.md, unchanged"
+    assert "".join(first["source"]) == _canonical_setup_cell(), (
+        "cell 0 must be the canonical set-up cell: run `python scripts/sync_setup_cell.py`"
     )
     source = "\n".join("".join(c["source"]) for c in code)
     assert "sys.path" not in source.replace("".join(first["source"]), "")

@@ -1,16 +1,22 @@
-"""Tests of diffusion_lib.widgets: frames, client-side links and the page-weight budget."""
+"""Tests of diffusion_lib.widgets: frames, the HTML player and the page-weight budget.
+
+The player's behaviour in a browser (slider, Play, selector, print) is tested in
+``tests/browser/test_player.py``; these tests check what it is made of.
+"""
 
 from __future__ import annotations
 
+import base64
+import html.parser
 import io
+import json
+import subprocess
+import sys
 import warnings
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from ipywidgets.embed import embed_data
-from ipywidgets.widgets.widget_link import Link
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -26,9 +32,39 @@ def _draw_line(v, ax):
     ax.set(ylim=(0, 10), xlabel="x", ylabel="y", title=f"v = {v}")
 
 
-def _link_pairs(links):
-    """(source model id, trait, target model id, trait) for every jslink."""
-    return {(l.source[0].model_id, l.source[1], l.target[0].model_id, l.target[1]) for l in links}
+class _Parsed(html.parser.HTMLParser):
+    """The elements of a player's HTML: tag, attributes and text, in document order."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.elements, self.scripts, self._in_script = [], [], False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts.append(data)
+        elif self.elements:
+            self.elements[-1][1].setdefault("#text", "")
+            self.elements[-1][1]["#text"] += data
+
+    def find(self, tag, cls=None):
+        return [a for t, a in self.elements if t == tag and (cls is None or cls in a.get("class", "").split())]
+
+
+def _frames_in(parsed):
+    """(png bytes, visible) for every frame image, in document order."""
+    out = []
+    for img in parsed.find("img", "ds-frame"):
+        assert img["src"].startswith("data:image/png;base64,")
+        out.append((base64.b64decode(img["src"].split(",", 1)[1]), "display:block" in img["style"]))
+    return out
 
 
 def _tiny_frames(n, size=8, seed=0):
@@ -149,58 +185,59 @@ def test_to_png_explains_torch_tensors():
 
 
 # ---------------------------------------------------------------------------- scrubber
-def test_scrubber_holds_every_frame_in_order_and_links_controls_client_side():
+def test_scrubber_embeds_every_frame_in_order_and_shows_the_initial_one():
     frames = W.render_frames(_draw_line, [0, 3, 6, 9], dpi=30)
     s = W.scrubber(frames, labels=[0, 3, 6, 9], description="t", initial=2, play_interval_ms=150)
-    assert isinstance(s, widgets.VBox)
-    assert [im.value for im in s.stack.children] == frames
-    assert all(isinstance(im, widgets.Image) for im in s.stack.children)
-    assert s.slider.min == 0 and s.slider.max == 3 and s.play.max == 3
-    assert s.slider.value == s.play.value == s.stack.selected_index == 2
-    assert s.play.interval == 150
-    assert s.slider.description == "t"
-    # labels: one HTML per frame, the current one selected, text "t = <value>"
-    assert [h.value for h in s.label_stack.children][1].endswith("t = 3</span>")
-    assert s.label_stack.selected_index == 2
-    # the three links the static page needs, all jslinks (browser-side), not Python links
-    assert all(isinstance(l, Link) for l in s.links)
-    assert _link_pairs(s.links) == {
-        (s.play.model_id, "value", s.slider.model_id, "value"),
-        (s.slider.model_id, "value", s.stack.model_id, "selected_index"),
-        (s.slider.model_id, "value", s.label_stack.model_id, "selected_index"),
-    }
-    # the controls and the images are actually displayed by the container
-    shown = {c.model_id for c in s.children[0].children} | {s.children[1].model_id}
-    assert {s.play.model_id, s.slider.model_id, s.stack.model_id} <= shown
+    assert isinstance(s, W.Scrubber) and s.frames == frames
+    p = _Parsed(s._repr_html_())
+    assert _frames_in(p) == [(f, i == 2) for i, f in enumerate(frames)]
+    (root,) = p.find("div", "diffusion-scrubber")
+    assert json.loads(root["data-labels"]) == ["t = 0", "t = 3", "t = 6", "t = 9"]
+    assert root["data-interval"] == "150" and root["data-frame"] == "2"
+    (slider,) = p.find("input", "ds-slider")
+    assert (slider["type"], slider["min"], slider["max"], slider["value"]) == ("range", "0", "3", "2")
+    assert slider["aria-label"] == "t"
+    (play,) = p.find("button", "ds-play")
+    assert "Play" in play["#text"]
+    assert p.find("output", "ds-label")[0]["#text"] == "t = 6"
+    # alt text names the frame, for screen readers and for print
+    assert [img["alt"] for img in p.find("img", "ds-frame")] == ["t = 0", "t = 3", "t = 6", "t = 9"]
+    # the player's behaviour travels with it; math typesetting leaves it alone
+    assert len(p.scripts) == 1 and "diffusion-scrubber" in p.scripts[0]
+    assert "mathjax_ignore" in root["class"].split()
 
 
-def test_scrubber_without_labels_shows_the_slider_readout():
+def test_scrubber_html_is_deterministic_and_needs_no_ipywidgets():
+    """Same frames, same output (nbval could compare it); importing the module loads no ipywidgets."""
+    a = W.scrubber(_tiny_frames(3), labels=[1, 2, 3])._repr_html_()
+    b = W.scrubber(_tiny_frames(3), labels=[1, 2, 3])._repr_html_()
+    assert a == b
+    code = "import sys, diffusion_lib.widgets as W; W.scrubber([b'\\x89PNG\\r\\n\\x1a\\n']); print('ipywidgets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_scrubber_without_labels_shows_the_frame_index():
     s = W.scrubber(_tiny_frames(3))
-    assert s.label_stack is None and s.slider.readout
-    assert len(s.links) == 2
+    assert s.labels == ["0", "1", "2"]
 
 
 def test_scrubber_accepts_numpy_labels():
     s = W.scrubber(_tiny_frames(3), labels=np.array([0, 500, 1000]))
-    assert s.label_stack.children[2].value.endswith("t = 1000</span>")
+    assert s.labels[2] == "t = 1000"
 
 
 def test_scrubber_string_labels_are_shown_verbatim_and_escaped():
     s = W.scrubber(_tiny_frames(2), labels=["x_T <noise>", "x_0"])
-    assert "x_T &lt;noise&gt;" in s.label_stack.children[0].value
+    text = s._repr_html_()
+    assert "x_T &lt;noise&gt;" in text and "x_T <noise>" not in text
+    assert s.labels == ["x_T <noise>", "x_0"]
 
 
-def test_embedded_state_contains_the_links_for_the_static_page():
-    """What nbclient/myst-nb write into the HTML: the link models and the PNGs of every frame."""
-    s = W.scrubber(_tiny_frames(5), labels=list(range(5)))
-    state = embed_data(views=[s])["manager_state"]["state"]
-    links = [m["state"] for m in state.values() if m["model_name"] == "LinkModel"]
-    got = {(l["source"][0], l["source"][1], l["target"][0], l["target"][1]) for l in links}
-    ref = lambda w: f"IPY_MODEL_{w.model_id}"  # noqa: E731
-    assert (ref(s.play), "value", ref(s.slider), "value") in got
-    assert (ref(s.slider), "value", ref(s.stack), "selected_index") in got
-    images = [m for m in state.values() if m["model_name"] == "ImageModel"]
-    assert len(images) >= 5
+def test_repr_says_what_it_is():
+    assert repr(W.scrubber(_tiny_frames(3), labels=[5, 6, 7])) == (
+        "<Scrubber: 3 frames, t = 5 ... t = 7; an HTML player, shown by a notebook>"
+    )
 
 
 @pytest.mark.parametrize(
@@ -239,6 +276,15 @@ def test_scrubber_enforces_the_byte_budget():
         W.scrubber(_tiny_frames(60))
 
 
+def test_player_html_weighs_its_frames_plus_a_small_overhead():
+    """The page budget counts base64 frames: the player itself adds a few kB, not more."""
+    frames = _tiny_frames(20)
+    s = W.scrubber(frames, labels=list(range(20)))
+    base64_bytes = sum(len(base64.b64encode(W.to_png(f))) for f in frames)
+    overhead = len(s._repr_html_().encode()) - base64_bytes
+    assert 0 < overhead < 8_000 + 120 * len(frames)
+
+
 # ---------------------------------------------------------------------------- option_scrubber
 def test_option_scrubber_one_slider_drives_every_option():
     a, b, c = _tiny_frames(4, seed=1), _tiny_frames(4, seed=2), _tiny_frames(4, seed=3)
@@ -246,25 +292,30 @@ def test_option_scrubber_one_slider_drives_every_option():
         {"linear": a, "cosine": b, "sigmoid": c}, labels=[1, 10, 100, 1000],
         option_description="schedule", initial_option="cosine", initial=1,
     )
-    assert isinstance(s.selector, widgets.ToggleButtons)
-    assert list(s.selector.options) == ["linear", "cosine", "sigmoid"]
-    assert s.selector.index == 1 and s.stack.selected_index == 1
-    assert len(s.option_stacks) == 3 and list(s.stack.children) == s.option_stacks
-    for frames, st in zip((a, b, c), s.option_stacks):
-        assert [im.value for im in st.children] == [W.to_png(f) for f in frames]
-        assert st.selected_index == 1
-    expected = {
-        (s.play.model_id, "value", s.slider.model_id, "value"),
-        (s.slider.model_id, "value", s.label_stack.model_id, "selected_index"),
-        (s.selector.model_id, "index", s.stack.model_id, "selected_index"),
-    } | {(s.slider.model_id, "value", st.model_id, "selected_index") for st in s.option_stacks}
-    assert _link_pairs(s.links) == expected
+    assert isinstance(s, W.OptionScrubber) and s.selector == "toggle"
+    assert s.options == ["linear", "cosine", "sigmoid"] and s.initial_option == 1
+    p = _Parsed(s._repr_html_())
+    buttons = p.find("button", "ds-option")
+    assert [bt["#text"] for bt in buttons] == ["linear", "cosine", "sigmoid"]
+    assert [bt["aria-pressed"] for bt in buttons] == ["false", "true", "false"]
+    (root,) = p.find("div", "diffusion-scrubber")
+    assert json.loads(root["data-options"]) == ["linear", "cosine", "sigmoid"] and root["data-option"] == "1"
+    # frames: option after option, frame i of option o at position o * 4 + i; one visible
+    expected = [W.to_png(f) for f in a + b + c]
+    assert [png for png, _ in _frames_in(p)] == expected
+    assert [i for i, (_, vis) in enumerate(_frames_in(p)) if vis] == [1 * 4 + 1]
+    assert p.find("img", "ds-frame")[5]["alt"] == "cosine, t = 10"
+    assert s.frames == [W.to_png(f) for f in b]  # the option shown first
 
 
 def test_option_scrubber_uses_a_dropdown_for_many_options():
     opts = {f"w={w}": _tiny_frames(2, seed=w) for w in range(6)}
-    assert isinstance(W.option_scrubber(opts).selector, widgets.Dropdown)
-    assert isinstance(W.option_scrubber(opts, selector="toggle").selector, widgets.ToggleButtons)
+    s = W.option_scrubber(opts)
+    assert s.selector == "dropdown"
+    p = _Parsed(s._repr_html_())
+    assert len(p.find("select", "ds-select")) == 1 and not p.find("button", "ds-option")
+    assert [o["#text"] for o in p.find("option")] == list(opts)
+    assert W.option_scrubber(opts, selector="toggle").selector == "toggle"
 
 
 @pytest.mark.parametrize(
@@ -287,3 +338,20 @@ def test_option_scrubber_uses_a_dropdown_for_many_options():
 def test_option_scrubber_rejects_bad_input(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+# ---------------------------------------------------------------------------- ipywidgets
+def test_installed_ipywidgets_draws_tqdm_notebook_bars():
+    """The chapters' tqdm.auto bars are the one use of ipywidgets; 7.7 (Colab) and 8 both work."""
+    import ipywidgets
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    major = int(ipywidgets.__version__.split(".")[0])
+    assert major in (7, 8), ipywidgets.__version__
+    bar = notebook_tqdm(total=3, display=False, ncols=70)
+    bar.update(2)
+    bar.display()  # what a refresh does: copy the count into the widget
+    assert isinstance(bar.container, ipywidgets.HBox)
+    progress = [w for w in bar.container.children if isinstance(w, ipywidgets.FloatProgress)]
+    assert progress and progress[0].value == 2
+    bar.close()

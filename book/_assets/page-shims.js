@@ -12,6 +12,12 @@
  *    but the book loads MathJax 3. A small MathJax.Hub is attached to whatever object
  *    window.MathJax holds (the configuration object first, then MathJax 3 itself, which
  *    replaces it) and forwards typesetting requests to MathJax.typesetPromise.
+ *
+ * 3. Sidebar buttons: the theme wires only the first `.primary-toggle` / `.secondary-toggle` of
+ *    the page (the hidden one in the top header) to its drawers, so the visible buttons in the
+ *    article header did nothing: on a phone the navigation could not be opened. A click on any
+ *    other toggle is passed on to the first one. (book-layout.css also shows the "Contents"
+ *    button up to 1599 px, where the right-hand sidebar now lives in that drawer.)
  */
 (function () {
   "use strict";
@@ -87,4 +93,18 @@
     },
   });
   window.addEventListener("load", flushPending);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    ["primary", "secondary"].forEach(function (kind) {
+      var buttons = document.querySelectorAll("." + kind + "-toggle");
+      var wired = buttons[0];
+      for (var i = 1; i < buttons.length; i++) {
+        buttons[i].addEventListener("click", function (event) {
+          event.preventDefault();
+          event.stopPropagation();
+          wired.click();
+        });
+      }
+    });
+  });
 })();

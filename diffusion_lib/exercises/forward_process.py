@@ -53,6 +53,10 @@ def _alpha_bar_cases(g: torch.Generator) -> list[Case]:
             "the library's layout: length T + 1 = 6 with beta[0] = 0, so alpha_bar[0] must be 1",
             torch.cat([torch.zeros(1), 0.1 + 0.2 * torch.rand(5, generator=g)]),
         ),
+        Case(
+            "another schedule, float64: 49 betas rising to 0.3, then a last beta of 0.999 (as the cosine schedule ends)",
+            torch.cat([torch.linspace(0.002, 0.3, 49, dtype=torch.float64), torch.tensor([0.999], dtype=torch.float64)]),
+        ),
     ]
 
 
@@ -101,6 +105,11 @@ _ALPHA_BAR = Checker(
             "total-product",
         ),
     ],
+    alternatives=[
+        lambda beta: torch.cumprod(1 - beta, dim=0),
+        lambda beta: torch.stack([torch.prod(1 - beta[: i + 1]) for i in range(len(beta))]),
+        lambda beta: torch.exp(torch.cumsum(torch.log(1 - beta), dim=0)),
+    ],
 )
 
 
@@ -136,10 +145,16 @@ def _forward_cases(g: torch.Generator, edge_alpha_bar: tuple[float, float]) -> l
     e_v = torch.randn(6, generator=g)
     x_edge = torch.randn(2, 3, generator=g)
     e_edge = torch.randn(2, 3, generator=g)
+    x_one = torch.randn(1, 4, generator=g, dtype=torch.float64)
+    e_one = torch.randn(1, 4, generator=g, dtype=torch.float64)
     return [
         Case("a batch of 4 points in 3-D, one alpha_bar_t per row (shape (4, 1))", x, ab, e),
         Case("a batch of 2 images of shape (1, 5, 5), alpha_bar_t of shape (2, 1, 1, 1), float64", img, ab_img, e_img),
         Case("a single vector of length 6 with a 0-d alpha_bar_t = 0.3", v, torch.tensor(0.3), e_v),
+        Case(
+            "a batch of one point in 4-D, float64, at a late step (alpha_bar_t = 4.04e-5, t = T of DDPM)",
+            x_one, torch.tensor([[4.04e-5]], dtype=torch.float64), e_one,
+        ),
         Case(
             f"edge values alpha_bar_t = {edge_alpha_bar[0]:g} and {edge_alpha_bar[1]:g}",
             x_edge, torch.tensor(edge_alpha_bar).view(2, 1), e_edge,
@@ -213,6 +228,11 @@ _Q_SAMPLE = Checker(
             "minus-noise",
         ),
     ],
+    alternatives=[
+        lambda x0, a, eps: a.sqrt() * x0 + (1 - a).sqrt() * eps,
+        lambda x0, a, eps: torch.addcmul(torch.sqrt(a) * x0, torch.sqrt(1 - a), eps),
+        lambda x0, a, eps: x0 * a**0.5 + eps * (1 - a) ** 0.5,
+    ],
 )
 
 
@@ -220,8 +240,8 @@ def check_q_sample(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torc
     r"""Check ``q_sample(x0, alpha_bar_t, eps) -> xt`` (exercise ``ex-forward-q-sample``).
 
     :math:`x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1-\bar\alpha_t}\, \varepsilon`, with
-    ``alpha_bar_t`` a tensor that broadcasts against ``x0``. Prints a ✓ line and returns
-    ``True``, or raises :class:`~diffusion_lib.exercises.ExerciseFeedback`.
+    ``alpha_bar_t`` a tensor that broadcasts against ``x0``. Prints a ✓ line, or raises
+    :class:`~diffusion_lib.exercises.ExerciseFeedback`.
     """
     __tracebackhide__ = True  # noqa: F841
     return _Q_SAMPLE(fn)
@@ -301,6 +321,11 @@ _X0_FROM_EPS = Checker(
             lambda xt, a, eps: (xt - _sqrt(a) * eps) / _sqrt(1 - a),
             "swapped",
         ),
+    ],
+    alternatives=[
+        lambda xt, a, eps: (xt - (1 - a).sqrt() * eps) / a.sqrt(),
+        lambda xt, a, eps: xt * torch.rsqrt(a) - torch.sqrt(1 / a - 1) * eps,
+        lambda xt, a, eps: (xt - (1 - a) ** 0.5 * eps) * a ** -0.5,
     ],
 )
 

@@ -30,6 +30,8 @@ and Tweedie's formula gives the posterior mean of the clean data,
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from diffusion_lib.exercises._core import Case, Checker, Mistake
@@ -53,7 +55,19 @@ def _gaussian_cases(g: torch.Generator) -> list[Case]:
         Case("float64, three points in 3-D, abar_t = 0.02 (almost pure noise)",
              torch.randn(3, 3, generator=g, dtype=torch.float64), torch.full((3, 1), 0.02, dtype=torch.float64),
              torch.tensor([1.0, 2.0, -1.0], dtype=torch.float64), 0.5),
+        Case("a batch of one point, float64, abar_t = 0.6, a narrow data distribution var = 0.01",
+             torch.randn(1, 2, generator=g, dtype=torch.float64), torch.full((1, 1), 0.6, dtype=torch.float64),
+             torch.tensor([-0.3, 0.7], dtype=torch.float64), 0.01),
     ]
+
+
+def _autograd_score(x, a, m, v):
+    """grad_x log N(x; sqrt(abar) m, (abar v + 1 - abar) I) by autograd (a correct alternative)."""
+    with torch.enable_grad():
+        y = x.detach().clone().requires_grad_(True)
+        log_q = (-0.5 * (y - a.sqrt() * m) ** 2 / (a * v + 1 - a)).sum()
+        (grad,) = torch.autograd.grad(log_q, y)
+    return grad
 
 
 _GAUSS = Checker(
@@ -86,13 +100,29 @@ _GAUSS = Checker(
             lambda x, a, m, v: (x - a.sqrt() * m) / (a * v + 1 - a),
             "sign",
         ),
+        Mistake(
+            "You divided by 1 - abar_t only: that is the score of the noising kernel q(x_t | x_0) around the "
+            "shrunk mean, not of the noisy data q_t. The data spread adds abar_t * var to the variance.",
+            lambda x, a, m, v: -(x - a.sqrt() * m) / (1 - a),
+            "kernel-variance",
+        ),
+    ],
+    alternatives=[
+        # the precision times minus the offset from the mean, written with torch.reciprocal
+        lambda x, a, m, v: torch.reciprocal(a * v + 1 - a) * (a.sqrt() * m - x),
+        # the gradient of log N(x; sqrt(abar) m, Var[x_t] I), by automatic differentiation
+        lambda x, a, m, v: _autograd_score(x, a, m, v),
     ],
 )
 
 
 def check_gaussian_score(fn) -> None:
-    """Check ``gaussian_score(x, alpha_bar_t, mean, var)`` (exercise ex-score-gaussian)."""
-    __tracebackhide__ = True
+    """Check ``gaussian_score(x, alpha_bar_t, mean, var) -> (B, d)`` (exercise ``ex-score-gaussian``).
+
+    Prints a ✓ line, or raises :class:`~diffusion_lib.exercises.ExerciseFeedback` explaining the
+    first failed check.
+    """
+    __tracebackhide__ = True  # noqa: F841
     _GAUSS(fn)
 
 
@@ -108,6 +138,9 @@ def _langevin_cases(g: torch.Generator) -> list[Case]:
         Case("float64, step_size = 0.01",
              torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randn(5, 2, generator=g, dtype=torch.float64),
              0.01, torch.randn(5, 2, generator=g, dtype=torch.float64)),
+        Case("a batch of one point in 3-D, float64, step_size = 2e-4 (the chapter's last level)",
+             torch.randn(1, 3, generator=g, dtype=torch.float64), 30 * torch.randn(1, 3, generator=g, dtype=torch.float64),
+             2e-4, torch.randn(1, 3, generator=g, dtype=torch.float64)),
     ]
 
 
@@ -141,13 +174,29 @@ _LANGEVIN = Checker(
             lambda x, s, a, z: x - 0.5 * a * s + a**0.5 * z,
             "sign",
         ),
+        Mistake(
+            "You scaled the noise by sqrt(step_size / 2); with the drift (step_size / 2) * score the noise is "
+            "sqrt(step_size) * z (its variance is twice the drift coefficient, so p stays invariant).",
+            lambda x, s, a, z: x + 0.5 * a * s + (0.5 * a) ** 0.5 * z,
+            "noise-half",
+        ),
+    ],
+    alternatives=[
+        # torch.add with alpha=, the square root from math
+        lambda x, s, a, z: torch.add(torch.add(x, s, alpha=a / 2), z, alpha=math.sqrt(a)),
+        # the drift and the noise as separate increments
+        lambda x, s, a, z: x + (a * s + 2 * math.sqrt(a) * z) / 2,
     ],
 )
 
 
 def check_langevin_step(fn) -> None:
-    """Check ``langevin_step(x, score, step_size, z)`` (exercise ex-score-langevin-step)."""
-    __tracebackhide__ = True
+    """Check ``langevin_step(x, score, step_size, z) -> (B, d)`` (exercise ``ex-score-langevin-step``).
+
+    Prints a ✓ line, or raises :class:`~diffusion_lib.exercises.ExerciseFeedback` explaining the
+    first failed check.
+    """
+    __tracebackhide__ = True  # noqa: F841
     _LANGEVIN(fn)
 
 
@@ -165,6 +214,9 @@ def _tweedie_cases(g: torch.Generator) -> list[Case]:
         Case("float64, abar_t = 0.5",
              torch.randn(4, 2, generator=g, dtype=torch.float64), torch.randn(4, 2, generator=g, dtype=torch.float64),
              torch.full((4, 1), 0.5, dtype=torch.float64)),
+        Case("a batch of one point in 3-D, float64, abar_t = 0.03 (almost pure noise)",
+             torch.randn(1, 3, generator=g, dtype=torch.float64), torch.randn(1, 3, generator=g, dtype=torch.float64),
+             torch.full((1, 1), 0.03, dtype=torch.float64)),
     ]
 
 
@@ -197,11 +249,27 @@ _TWEEDIE = Checker(
             lambda x, s, a: (x - (1 - a) * s) / a.sqrt(),
             "sign",
         ),
+        Mistake(
+            "You multiplied by sqrt(abar_t) instead of dividing: x_t carries sqrt(abar_t) x_0, so the clean "
+            "point is (x_t + (1 - abar_t) score) / sqrt(abar_t).",
+            lambda x, s, a: (x + (1 - a) * s) * a.sqrt(),
+            "times-sqrt",
+        ),
+    ],
+    alternatives=[
+        # two terms, each divided by sqrt(abar_t), with torch.rsqrt
+        lambda x, s, a: x * torch.rsqrt(a) + (1 - a) * torch.rsqrt(a) * s,
+        # through the noise: eps_hat = -sqrt(1 - abar) score, then x0_hat = (x_t - sqrt(1 - abar) eps_hat) / sqrt(abar)
+        lambda x, s, a: (x - (1 - a).sqrt() * (-(1 - a).sqrt() * s)) / a.sqrt(),
     ],
 )
 
 
 def check_tweedie_denoise(fn) -> None:
-    """Check ``tweedie_denoise(xt, score, alpha_bar_t)`` (exercise ex-score-tweedie)."""
-    __tracebackhide__ = True
+    """Check ``tweedie_denoise(xt, score, alpha_bar_t) -> (B, d)`` (exercise ``ex-score-tweedie``).
+
+    Prints a ✓ line, or raises :class:`~diffusion_lib.exercises.ExerciseFeedback` explaining the
+    first failed check.
+    """
+    __tracebackhide__ = True  # noqa: F841
     _TWEEDIE(fn)

@@ -20,6 +20,11 @@ The equations (Kingma and Welling, 2014):
 ``logvar`` is log sigma^2; tensors are ``(N, D)`` and the KL sums over the last dimension.
 ``score_grad_mean`` gets ``f_values`` of shape ``(S,)`` (f at each of S samples ``z`` of shape
 ``(S, D)``) and returns one gradient estimate per sample, shape ``(S, D)``.
+
+The KL term and the reparameterised sample are trained through (the encoder learns from their
+gradients), so their checkers are ``differentiable``: an answer cut off from autograd
+(``.detach()``, ``torch.no_grad()``, ``.item()``, NumPy) is refused, and the gradients with
+respect to ``mean`` and ``logvar`` must match the reference's.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from diffusion_lib.exercises._core import Case, Checker, Mistake
 
 __all__ = ["check_kl_to_std_normal", "check_reparameterize", "check_score_grad_mean"]
 
+DT = torch.float64
+
 
 # ------------------------------------------------------------------------------- KL to N(0, I)
 def _kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -42,8 +49,10 @@ def _kl_cases(g: torch.Generator) -> list[Case]:
     return [
         Case("a batch of 5 encoder outputs in 3-D", torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)),
         Case("q equal to the prior (mean 0, logvar 0): the KL must be 0", torch.zeros(2, 4), torch.zeros(2, 4)),
-        Case("one 8-D encoder output, float64", torch.randn(1, 8, generator=g, dtype=torch.float64),
-             torch.randn(1, 8, generator=g, dtype=torch.float64)),
+        Case("a batch of one 8-D encoder output, float64", torch.randn(1, 8, generator=g, dtype=DT),
+             torch.randn(1, 8, generator=g, dtype=DT)),
+        Case("a 1-D latent (shape (3, 1)) with a very small and a very large variance, float64",
+             torch.tensor([[0.5], [-1.0], [2.0]], dtype=DT), torch.tensor([[-6.0], [3.0], [0.0]], dtype=DT)),
     ]
 
 
@@ -52,6 +61,7 @@ _KL = Checker(
     label="ex-vae-kl",
     reference=_kl,
     cases=_kl_cases,
+    differentiable=True,
     mistakes=[
         Mistake("You used the standard deviation exp(logvar / 2) where the variance exp(logvar) belongs: "
                 "the KL has sigma^2 = exp(logvar).",
@@ -64,12 +74,28 @@ _KL = Checker(
                 lambda m, lv: (m.pow(2) + lv.exp() - lv - 1.0).sum(-1), "no-half"),
         Mistake("You averaged over the dimensions instead of summing: the KL of a diagonal Gaussian is a sum over d.",
                 lambda m, lv: 0.5 * (m.pow(2) + lv.exp() - lv - 1.0).mean(-1), "mean"),
+        Mistake("You treated logvar as the variance itself (sigma^2 = logvar, log sigma^2 = log(logvar)): "
+                "logvar is log sigma^2, so sigma^2 = exp(logvar).",
+                lambda m, lv: 0.5 * (m.pow(2) + lv - torch.log(lv) - 1.0).sum(-1), "logvar-as-var"),
+        Mistake("You returned the total over the batch, one number: return one KL per row, shape (N,) "
+                "(sum over the last dimension only).",
+                lambda m, lv: 0.5 * (m.pow(2) + lv.exp() - lv - 1.0).sum(), "batch-total"),
+    ],
+    alternatives=[
+        lambda m, lv: -0.5 * torch.sum(1 + lv - m**2 - torch.exp(lv), dim=-1),
+        lambda m, lv: torch.distributions.kl_divergence(
+            torch.distributions.Normal(m, torch.exp(0.5 * lv)), torch.distributions.Normal(torch.zeros_like(m), 1.0)
+        ).sum(-1),
+        lambda m, lv: sum(0.5 * (m[:, d] ** 2 + lv[:, d].exp() - lv[:, d] - 1) for d in range(m.shape[1])),
     ],
 )
 
 
 def check_kl_to_std_normal(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """Check ``kl_to_std_normal(mean, logvar) -> KL(q || N(0, I))`` per row (exercise ``ex-vae-kl``)."""
+    """Check ``kl_to_std_normal(mean, logvar) -> KL(q || N(0, I))`` per row (exercise ``ex-vae-kl``).
+
+    The answer must be differentiable in ``mean`` and ``logvar`` (it is a training loss).
+    """
     __tracebackhide__ = True  # noqa: F841
     return _KL(fn)
 
@@ -85,6 +111,11 @@ def _reparam_cases(g: torch.Generator) -> list[Case]:
              torch.randn(4, 3, generator=g)),
         Case("logvar = 0 (unit variance): z = mean + eps", torch.randn(2, 2, generator=g), torch.zeros(2, 2),
              torch.randn(2, 2, generator=g)),
+        Case("a batch of one 5-D latent, float64", torch.randn(1, 5, generator=g, dtype=DT),
+             torch.randn(1, 5, generator=g, dtype=DT), torch.randn(1, 5, generator=g, dtype=DT)),
+        Case("a nearly deterministic encoder (logvar = -8) next to a wide one (logvar = 2), float64",
+             torch.randn(2, 3, generator=g, dtype=DT), torch.tensor([[-8.0] * 3, [2.0] * 3], dtype=DT),
+             torch.randn(2, 3, generator=g, dtype=DT)),
     ]
 
 
@@ -93,6 +124,9 @@ _REPARAM = Checker(
     label="ex-vae-reparam",
     reference=_reparam,
     cases=_reparam_cases,
+    differentiable=True,
+    grad_args=(0, 1),
+    arg_names=("mean", "logvar", "eps"),
     mistakes=[
         Mistake("You scaled eps by the variance exp(logvar); scale it by the standard deviation exp(logvar / 2).",
                 lambda m, lv, e: m + lv.exp() * e, "variance"),
@@ -100,12 +134,30 @@ _REPARAM = Checker(
                 lambda m, lv, e: m + lv * e, "logvar"),
         Mistake("You returned mean + std without the noise: z = mean + exp(logvar / 2) * eps.",
                 lambda m, lv, e: m + (0.5 * lv).exp(), "no-eps"),
+        Mistake("The 1/2 belongs inside the exponential: std = exp(logvar / 2), not exp(logvar) / 2.",
+                lambda m, lv, e: m + 0.5 * lv.exp() * e, "half-outside"),
+        Mistake("You multiplied the mean by the standard deviation too: z = mean + std * eps, "
+                "not (mean + eps) * std.",
+                lambda m, lv, e: (m + e) * (0.5 * lv).exp(), "scaled-mean"),
+        Mistake("Your sample has the right values, but the standard deviation is detached (or computed "
+                "under torch.no_grad()), so no gradient reaches logvar and the encoder cannot learn its "
+                "variance. The point of the trick is that z is a differentiable function of mean and "
+                "logvar: compute exp(0.5 * logvar) with torch, without .detach().",
+                lambda m, lv, e: m + (0.5 * lv).exp().detach() * e, "detached-std"),
+    ],
+    alternatives=[
+        lambda m, lv, e: m + e * torch.sqrt(torch.exp(lv)),
+        lambda m, lv, e: torch.addcmul(m, lv.mul(0.5).exp(), e),
+        lambda m, lv, e: m + torch.exp(lv) ** 0.5 * e,
     ],
 )
 
 
 def check_reparameterize(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """Check ``reparameterize(mean, logvar, eps) -> mean + exp(logvar / 2) * eps`` (exercise ``ex-vae-reparam``)."""
+    """Check ``reparameterize(mean, logvar, eps) -> mean + exp(logvar / 2) * eps`` (exercise ``ex-vae-reparam``).
+
+    The sample must be differentiable in ``mean`` and ``logvar``, with the reference's gradients.
+    """
     __tracebackhide__ = True  # noqa: F841
     return _REPARAM(fn)
 
@@ -120,9 +172,12 @@ def _score_cases(g: torch.Generator) -> list[Case]:
     z = mean + std * torch.randn(6, 3, generator=g)
     mean1, std1 = torch.zeros(2), torch.full((2,), 2.0)
     z1 = torch.randn(4, 2, generator=g) * 2.0
+    mean2, std2 = torch.randn(4, generator=g, dtype=DT), 0.3 + torch.rand(4, generator=g, dtype=DT)
+    z2 = mean2 + std2 * torch.randn(1, 4, generator=g, dtype=DT)
     return [
         Case("6 samples of a 3-D Gaussian with different standard deviations", (z**2).sum(-1), z, mean, std),
         Case("4 samples with mean 0 and std 2", z1.sum(-1), z1, mean1, std1),
+        Case("a single sample (S = 1) of a 4-D Gaussian, float64", (z2 - 1).pow(2).sum(-1), z2, mean2, std2),
     ]
 
 
@@ -138,6 +193,17 @@ _SCORE = Checker(
                 lambda f, z, m, s: f.unsqueeze(-1) * (m - z) / s**2, "sign"),
         Mistake("You returned grad log q(z) without multiplying by f(z): the estimator is f(z) * grad log q(z).",
                 lambda f, z, m, s: (z - m) / s**2, "no-f"),
+        Mistake("You averaged the estimates over the samples: return one estimate per sample, shape (S, D) "
+                "(the average is taken later, when the estimates are used).",
+                lambda f, z, m, s: (f.unsqueeze(-1) * (z - m) / s**2).mean(0), "averaged"),
+        Mistake("You used the score of a standard normal, -z: the score with respect to the mean of "
+                "N(mean, std^2) is (z - mean) / std^2.",
+                lambda f, z, m, s: f.unsqueeze(-1) * (-z), "std-normal-score"),
+    ],
+    alternatives=[
+        lambda f, z, m, s: f[:, None] * (z - m) * s.pow(-2),
+        lambda f, z, m, s: torch.einsum("s,sd->sd", f, (z - m) / (s * s)),
+        lambda f, z, m, s: torch.stack([f[k] * (z[k] - m) / s**2 for k in range(len(f))]),
     ],
 )
 

@@ -61,6 +61,7 @@ __all__ = [
     "BLOCK_TYPES",
     "ATTENTION_TYPES",
     "count_parameters",
+    "conv_parameters_by_resolution",
 ]
 
 BLOCK_TYPES: tuple[str, ...] = ("resnet", "convnext")
@@ -89,6 +90,34 @@ def fourier_features(x: torch.Tensor, exponents: Sequence[int]) -> torch.Tensor:
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters (entries of tensors with ``requires_grad``) of ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def conv_parameters_by_resolution(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[tuple[int, int], int]:
+    """Where a network's convolution parameters work: one forward pass, counted by image size and kernel.
+
+    Runs ``model(*inputs, **kwargs)`` once (without gradients) and returns a dict
+    ``{(H, k): n}``: the trainable parameters ``n`` of all ``nn.Conv2d`` layers that received an
+    input of height ``H`` and have a ``k x k`` kernel. Layers that run more than once are counted
+    once, at their first call.
+    """
+    counts: dict[tuple[int, int], int] = {}
+    seen: set[int] = set()
+
+    def hook(module: nn.Module, args: tuple, _output: Any) -> None:
+        if id(module) in seen:
+            return
+        seen.add(id(module))
+        key = (int(args[0].shape[-2]), int(module.kernel_size[0]))
+        counts[key] = counts.get(key, 0) + count_parameters(module)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(*inputs, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return counts
 
 
 def _groups_for(channels: int, groups: int) -> int:
