@@ -10,7 +10,9 @@ model-quality figures through ``diffusion_lib.utils.record_metric``; they are co
 printed after the budget table. ``--write-page`` also writes the measured table to
 ``book/_generated/budget_table.md``, which the "Running this book" page includes.
 
-Budgets (2 cores): each chapter <= 120 s and <= 1.5 GB peak memory; all chapters <= 10 min.
+Budgets (2 cores): each chapter <= 120 s and <= 1.5 GB peak memory; all chapters <= 10 min, applied
+with a margin (a 1.33x slower machine of the same kind, and 30 % in hand): <= 69 s per chapter and
+<= 347 s in all as measured here.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTER_SECONDS = 120.0
+CHAPTER_BUDGET_S = 120.0
 CHAPTER_MEMORY_GB = 1.5
-TOTAL_SECONDS = 600.0
+TOTAL_BUDGET_S = 600.0
+# Another machine of this kind ran the chapters 1.33x slower than this table shows, and 30 % of
+# each budget must stay in hand, so the limits applied to the times measured here are smaller.
+SLOWER_MACHINE = 1.33
+MARGIN = 1.30
+CHAPTER_SECONDS = CHAPTER_BUDGET_S / (SLOWER_MACHINE * MARGIN)   # ~69 s
+TOTAL_SECONDS = TOTAL_BUDGET_S / (SLOWER_MACHINE * MARGIN)       # ~347 s
 
 _PEAK_CELL = (
     "import resource as _r, sys as _s\n"
@@ -77,7 +85,7 @@ def run_one(path: Path, metrics_file: Path, threads: int | None) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| chapter | wall time (s) | peak memory (GB) | within budget |",
+    lines = [f"| chapter | wall time (s) | peak memory (GB) | within budget (≤ {CHAPTER_SECONDS:.0f} s, ≤ {CHAPTER_MEMORY_GB} GB) |",
              "|---|---:|---:|:---:|"]
     for r in rows:
         gb = r["peak_bytes"] / 1e9 if r["peak_bytes"] else float("nan")
@@ -87,7 +95,7 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"| {r['chapter']} | {r['seconds']:.1f} | {gb:.2f} | {status} |")
     total = sum(r["seconds"] for r in rows)
     ok_total = "yes" if total <= TOTAL_SECONDS else "NO"
-    lines.append(f"| **all chapters** | **{total:.1f}** | | {ok_total} |")
+    lines.append(f"| **all chapters** (≤ {TOTAL_SECONDS:.0f} s) | **{total:.1f}** | | {ok_total} |")
     return "\n".join(lines)
 
 

@@ -82,10 +82,15 @@ def glue(name: str, value: float, unit: str = "", *, record: bool = False) -> fl
         from myst_nb import glue as _myst_glue
     except ImportError:
         _myst_glue = None
+    shown = value
+    if isinstance(shown, torch.Tensor) and shown.numel() == 1:
+        shown = shown.item()
+    elif isinstance(shown, np.generic):
+        shown = shown.item()  # np.float64(0.5) would reach the page as the text 'np.float64(0.5)'
     if _myst_glue is not None:
-        _myst_glue(name, value, display=False)
+        _myst_glue(name, shown, display=False)
     if record:
-        record_metric(name, float(value), unit)
+        record_metric(name, float(shown), unit)
     return value
 
 

@@ -12,9 +12,12 @@ from diffusion_lib.langevin import langevin_dynamics, tweedie_x0
 from diffusion_lib.schedules import NoiseSchedule
 
 
-@pytest.mark.parametrize("checker", [score_2d._GAUSS, score_2d._LANGEVIN, score_2d._TWEEDIE])
+CHECKERS = [score_2d._GAUSS, score_2d._LANGEVIN, score_2d._TWEEDIE]
+
+
+@pytest.mark.parametrize("checker", CHECKERS, ids=[c.name for c in CHECKERS])
 def test_reference_passes_and_every_mistake_is_named(checker):
-    checker.validate()
+    checker.validate(min_mistakes=3, min_alternatives=2)
 
 
 def test_gaussian_score_reference_is_the_gradient_of_the_simulated_marginal():
@@ -88,3 +91,23 @@ def test_messages_students_see():
     with pytest.raises(ExerciseFeedback, match="not implemented"):
         score_2d.check_tweedie_denoise(lambda x, s, a: (_ for _ in ()).throw(
             NotImplementedError("not implemented yet — see exercise ex-score-tweedie")))
+
+
+def test_more_wrong_answers_get_their_messages():
+    with pytest.raises(ExerciseFeedback, match="minus sign"):
+        score_2d.check_gaussian_score(lambda x, a, m, v: (x - a**0.5 * m) / (a * v + 1 - a))
+    with pytest.raises(ExerciseFeedback, match="noising kernel"):
+        score_2d.check_gaussian_score(lambda x, a, m, v: (a.sqrt() * m - x) / (1 - a))
+    with pytest.raises(ExerciseFeedback, match="noise term"):
+        score_2d.check_langevin_step(lambda x, s, a, z: x + a / 2 * s)
+    with pytest.raises(ExerciseFeedback, match="python-number|Python number|number"):
+        score_2d.check_tweedie_denoise(lambda x, s, a: ((x + (1 - a) * s) / a.sqrt()).sum().item())
+
+
+def test_correct_alternatives_pass():
+    score_2d.check_gaussian_score(lambda x, a, m, v: -(x - torch.sqrt(a) * m) * (1 / (a * v + 1 - a)))
+    score_2d.check_gaussian_score(lambda x, a, m, v: torch.div(a.sqrt() * m - x, a * v + (1 - a)))
+    score_2d.check_langevin_step(lambda x, s, a, z: x + (a / 2) * s + math.sqrt(a) * z)
+    score_2d.check_langevin_step(lambda x, s, a, z: torch.addcmul(x + 0.5 * a * s, torch.ones_like(z), z, value=a**0.5))
+    score_2d.check_tweedie_denoise(lambda x, s, a: (x + (1 - a) * s) / torch.sqrt(a))
+    score_2d.check_tweedie_denoise(lambda x, s, a: x * a.rsqrt() + (1 - a) * s * a.rsqrt())

@@ -82,6 +82,9 @@ _ESQ = Checker(
                 "off-diagonal covariances too, unless S is diagonal.",
                 lambda m, S, A, b: ((m @ A.T + b) ** 2).sum(-1) + torch.trace(A @ torch.diag(torch.diagonal(S)) @ A.T),
                 "diagonal-only"),
+        Mistake("Your trace term ignores the covariance: tr(A A^T) is the spread for S = I only. "
+                "The covariance of A z is A S A^T, so add tr(A S A^T).",
+                lambda m, S, A, b: ((m @ A.T + b) ** 2).sum(-1) + (A**2).sum(), "identity-cov"),
     ],
     alternatives=[
         lambda m, S, A, b: torch.linalg.vector_norm(m @ A.T + b, dim=-1) ** 2 + ((A @ S) * A).sum(),

@@ -2,8 +2,8 @@
 
 They run after the book build (``bash scripts/test.sh`` builds first) against ``_build/html``,
 or the folder named by the environment variable ``BOOK_HTML_DIR``. The pages are served from a
-localhost port and opened in Debian's Chromium (``/usr/bin/chromium``, or ``CHROMIUM``) through
-Playwright. For every page they check that
+localhost port and opened in headless Chromium through Playwright (the one ``chromium.py`` finds:
+``$CHROMIUM``, the system's, or Playwright's own). For every page they check that
 
 * no uncaught JavaScript error (``pageerror``) happens and no request fails (HTTP >= 400)
   (console messages are not checked: the theme logs a harmless one on a first visit);
@@ -12,7 +12,10 @@ Playwright. For every page they check that
 * every interactive figure (a slider over a stack of images) shows a different image after the
   slider moves, after Play is pressed, and, with a selector, after another option is chosen;
 * on notebook pages, the Binder and Colab buttons open this notebook on the book's branch, and
-  Thebe (live code) starts its kernel from the same repository and branch;
+  Thebe (live code) starts its kernel from the same repository and branch; the page links to
+  its exercise notebook (chapters) and to the notebook with outputs, and both downloads exist;
+* the sidebar buttons of the article header open their drawers (navigation on a phone, the
+  page contents at 1280 px);
 * the page weighs at most ``PAGE_BUDGET_BYTES`` (HTML with its embedded figures, plus images).
 
 Set ``BOOK_SCREENSHOT_DIR`` to save a screenshot of each page and figure there.
@@ -20,13 +23,10 @@ Set ``BOOK_SCREENSHOT_DIR`` to save a screenshot of each page and figure there.
 
 from __future__ import annotations
 
-import functools
-import http.server
+import json
 import os
 import re
-import shutil
-import tempfile
-import threading
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -36,45 +36,10 @@ import yaml
 
 from diffusion_lib.widgets import PAGE_BUDGET_BYTES
 
-ROOT = Path(__file__).resolve().parents[2]
-HTML_DIR = Path(os.environ.get("BOOK_HTML_DIR", ROOT / "_build" / "html")).resolve()
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from book_pages import HTML_DIR, JS_WAIT_READY, NOT_BUILT, ROOT, discover_pages, serve  # noqa: E402
+
 SCREENSHOT_DIR = os.environ.get("BOOK_SCREENSHOT_DIR")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SKIP_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
-TIMEOUT_MS = 30_000
-
-NOT_BUILT = (
-    f"The built book is missing: {HTML_DIR}/index.html does not exist. Build it first with "
-    "`bash scripts/build_book.sh` (or point BOOK_HTML_DIR at a built _build/html folder)."
-)
-
-
-def discover_pages() -> list[str]:
-    """Every content page of the build, as a path relative to the HTML folder."""
-    if not (HTML_DIR / "index.html").is_file():
-        return []
-    pages = []
-    for path in sorted(HTML_DIR.rglob("*.html")):
-        rel = path.relative_to(HTML_DIR)
-        if rel.parts[0].startswith("_") or rel.name in SKIP_PAGES:
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if 'http-equiv="Refresh"' in text[:2000] or "http-equiv=\"refresh\"" in text[:2000]:
-            continue  # the root index.html that only redirects to the first chapter
-        pages.append(rel.as_posix())
-    return pages
-
-
 PAGES = discover_pages()
 
 
@@ -88,53 +53,12 @@ def test_book_was_built():
 
 
 # ------------------------------------------------------------------------------- fixtures
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest's output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def server():
     if not (HTML_DIR / "index.html").is_file():
         pytest.fail(NOT_BUILT, pytrace=False)
-    handler = functools.partial(_QuietHandler, directory=str(HTML_DIR))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser_context():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}. Install it with "
-            "`apt-get update && apt-get install -y chromium` (scripts/test.sh does this), "
-            "or set CHROMIUM to its path.",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    user_dir = tempfile.mkdtemp(prefix="book-chromium-")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            user_dir,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(user_dir, ignore_errors=True)
+    with serve() as base:
+        yield base
 
 
 def _repository() -> tuple[str, str]:
@@ -154,25 +78,6 @@ def _is_local(url: str, base: str) -> bool:
     host = urllib.parse.urlparse(url).hostname
     return url.startswith(base) or host in ("127.0.0.1", "localhost")
 
-
-_JS_WAIT_READY = """
-async () => {
-  const sleep = ms => new Promise(r => setTimeout(r, ms));
-  // the ipywidgets manager replaces each view <script> by a rendered widget
-  const views = document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]');
-  for (let i = 0; i < 300; i++) {
-    const rendered = document.querySelectorAll('.jupyter-widgets-view, .widget-vbox, .widget-hbox, .widget-inline-hbox, .widget-box');
-    const pending = [...views].filter(s => !s.parentElement || !s.parentElement.querySelector('.jupyter-widgets, .lm-Widget'));
-    if (views.length === 0 || pending.length === 0) break;
-    await sleep(100);
-  }
-  if (document.querySelector('.math') && window.MathJax) {
-    for (let i = 0; i < 300 && !(MathJax.startup && MathJax.startup.promise); i++) await sleep(100);
-    if (MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
-  }
-  return views.length;
-}
-"""
 
 _JS_RAW_MATH = r"""
 () => {
@@ -196,12 +101,12 @@ _JS_RAW_MATH = r"""
 }
 """
 
-# A figure root: a library scrubber, or the widget area around any other slider.
+# A figure root: a library scrubber, or the widget area around any other slider (an ipywidgets
+# figure that would need a kernel: reported, since the book builds every figure with a scrubber).
 _JS_MARK_FIGURES = """
 () => {
   const roots = new Set(document.querySelectorAll('.diffusion-scrubber'));
   for (const s of document.querySelectorAll('.widget-slider, .widget-play')) {
-    if (s.closest('.diffusion-scrubber')) continue;
     const area = s.closest('.cell_output, .output, .jp-OutputArea') || s.parentElement;
     roots.add(area);
   }
@@ -227,18 +132,17 @@ def _image_shot(figure) -> bytes:
 
 
 def _slider_value(figure) -> int | None:
-    handle = figure.locator(".noUi-handle").first
-    if handle.count() == 0:
+    slider = figure.locator("input.ds-slider").first
+    if slider.count() == 0:
         return None
-    value = handle.get_attribute("aria-valuenow")
-    return None if value is None else int(float(value))
+    return int(slider.input_value())
 
 
 def _press_slider(figure, key: str, times: int = 1) -> None:
-    handle = figure.locator(".widget-slider .noUi-handle").first
-    handle.focus()
+    slider = figure.locator("input.ds-slider").first
+    slider.focus()
     for _ in range(times):
-        handle.press(key)
+        slider.press(key)
 
 
 def _wait_for_change(fn, before, timeout_s: float = 5.0):
@@ -261,29 +165,31 @@ def _shot_name(page_rel: str, suffix: str) -> Path | None:
 def _check_figure(figure, index: int, page_rel: str, problems: list[str]) -> None:
     where = f"figure {index}"
     figure.scroll_into_view_if_needed()
-    if figure.locator(".widget-slider .noUi-handle").count() == 0:
-        problems.append(f"{where}: no slider handle rendered")
-        return
-    if _visible_image(figure) is None:
+    if figure.locator("input.ds-slider").count() == 0:
         problems.append(
-            f"{where}: a slider with no picture next to it (an interact/observe figure? its "
-            "output needs a kernel; build it with diffusion_lib.widgets.scrubber)"
+            f"{where}: an ipywidgets slider (an interact/observe figure? its output needs a kernel; "
+            "build it with diffusion_lib.widgets.scrubber)"
         )
         return
+    if _visible_image(figure) is None:
+        problems.append(f"{where}: the figure shows no image")
+        return
+    # the controls span the text column
+    width = figure.evaluate("e => e.getBoundingClientRect().width")
+    column = figure.evaluate("e => (e.closest('.bd-article') || document.body).getBoundingClientRect().width")
+    if width < 0.6 * column:
+        problems.append(f"{where}: the figure is {width:.0f} px wide in a {column:.0f} px column")
     # 1. moving the slider changes the picture
     _press_slider(figure, "Home")
     first = _image_shot(figure)
     _press_slider(figure, "End")
     last = _wait_for_change(lambda: _image_shot(figure), first)
     if last == first:
-        problems.append(
-            f"{where}: moving the slider from its first to its last position did not change the "
-            "image (a callback that needs a kernel? use diffusion_lib.widgets.scrubber)"
-        )
+        problems.append(f"{where}: moving the slider from its first to its last position did not change the image")
     if shot := _shot_name(page_rel, f"__fig{index}_end"):
         figure.screenshot(path=str(shot), animations="disabled")
     # 2. pressing Play advances the slider and changes the picture
-    play = figure.locator(".widget-play button").first
+    play = figure.locator("button.ds-play").first
     if play.count():
         _press_slider(figure, "Home")
         start_value = _slider_value(figure)
@@ -291,27 +197,24 @@ def _check_figure(figure, index: int, page_rel: str, problems: list[str]) -> Non
         play.click()
         moved = _wait_for_change(lambda: _image_shot(figure), start)
         value = _slider_value(figure)
-        # pause before comparing further screenshots (a running Play keeps changing them);
-        # the first button toggles play/pause (the second one, stop, would rewind)
-        play.click()
+        if play.get_attribute("aria-pressed") == "true":
+            play.click()  # pause before comparing further screenshots
         if moved == start:
             problems.append(f"{where}: pressing Play did not change the image")
         if start_value is not None and value == start_value:
             problems.append(f"{where}: pressing Play did not move the slider")
-    # 3. a selector (ToggleButtons / Dropdown) switches between stacks of frames
-    buttons = figure.locator(".widget-toggle-buttons button")
-    dropdown = figure.locator(".widget-dropdown select")
+    else:
+        problems.append(f"{where}: no Play button")
+    # 3. a selector (buttons / dropdown) switches between stacks of frames
+    buttons = figure.locator("button.ds-option")
+    dropdown = figure.locator("select.ds-select")
     if buttons.count() > 1 or dropdown.count():
         _press_slider(figure, "Home")
-        maximum = figure.locator(".noUi-handle").first.get_attribute("aria-valuemax")
-        middle = int(float(maximum or 0)) // 2
-        _press_slider(figure, "ArrowRight", middle)
+        maximum = figure.locator("input.ds-slider").first.get_attribute("max")
+        _press_slider(figure, "ArrowRight", int(maximum or 0) // 2)
         before = _image_shot(figure)
         if buttons.count() > 1:
-            target = next(
-                (b for b in buttons.all() if "mod-active" not in (b.get_attribute("class") or "")),
-                buttons.nth(1),
-            )
+            target = next((b for b in buttons.all() if b.get_attribute("aria-pressed") != "true"), buttons.nth(1))
             target.click()
         else:
             options = dropdown.first.locator("option").all()
@@ -336,7 +239,7 @@ def test_page(page_rel, server, browser_context):
     problems: list[str] = []
     try:
         page.goto(f"{server}/{page_rel}", wait_until="load")
-        n_views = page.evaluate(_JS_WAIT_READY)
+        n_views = page.evaluate(JS_WAIT_READY)
 
         # math
         math = page.evaluate(_JS_RAW_MATH)
@@ -378,13 +281,16 @@ def _check_launch_links(page, page_rel: str, problems: list[str]) -> None:
     colab = [h for h in hrefs if "colab.research.google.com/github/" in h]
     if not binder:
         problems.append("no Binder launch link")
+    # the launch button opens the chapter; the exercise link opens its student edition, which
+    # binder/postBuild writes to student_edition/<chapter>.ipynb
+    student = f"student_edition/{Path(page_rel).stem}.ipynb"
     for href in binder:
         url = urllib.parse.urlparse(href)
         urlpath = urllib.parse.parse_qs(url.query).get("urlpath", [""])[0]
         if url.path.rstrip("/") != f"/v2/gh/{repo}/{branch}" or not re.fullmatch(
-            rf"(lab/tree|tree)/{re.escape(notebook)}", urlpath
+            rf"(lab/tree|tree)/({re.escape(notebook)}|{re.escape(student)})", urlpath
         ):
-            problems.append(f"Binder link {href} does not open {notebook} on {repo}@{branch}")
+            problems.append(f"Binder link {href} does not open {notebook} (or {student}) on {repo}@{branch}")
     if not colab:
         problems.append("no Colab launch link")
     for href in colab:
@@ -397,6 +303,43 @@ def _check_launch_links(page, page_rel: str, problems: list[str]) -> None:
         text = thebe.first.text_content() or ""
         if f'repo: "{repo}"' not in text or f'ref: "{branch}"' not in text:
             problems.append(f"Thebe does not start a kernel from {repo}@{branch}: {text.strip()[:200]}")
+    _check_notebook_downloads(page, page_rel, problems)
+
+
+def _has_exercises(page_rel: str) -> bool:
+    source = HTML_DIR / "_sources" / Path(page_rel).with_suffix(".ipynb")
+    text = source.read_text(encoding="utf-8")
+    return "### BEGIN SOLUTION" in text
+
+
+def _check_notebook_downloads(page, page_rel: str, problems: list[str]) -> None:
+    """The exercise notebook (chapters) and the notebook with outputs: linked, and there."""
+    stem = Path(page_rel).stem
+    links = page.eval_on_selector_all("nav.bk-notebook-links a", "els => els.map(e => [e.textContent, e.href])")
+    wanted = [("Download this notebook with all its outputs", f"_executed/{stem}.ipynb")]
+    if _has_exercises(page_rel):
+        wanted.append(("Download the exercises", f"_exercises/{stem}.ipynb"))
+        if not any("Open the exercises on Binder" in text for text, _ in links):
+            problems.append("no 'Open the exercises on Binder' link")
+    for text, target in wanted:
+        hrefs = [href for t, href in links if text in t]
+        if not hrefs:
+            problems.append(f"no '{text}' link under the title")
+            continue
+        path = HTML_DIR / urllib.parse.unquote(urllib.parse.urlparse(hrefs[0]).path).lstrip("/")
+        if not hrefs[0].endswith(target) or not path.is_file():
+            problems.append(f"'{text}' points at {hrefs[0]}, which is not the file {target} of the build")
+            continue
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        if target.startswith("_executed") and not any(c.get("outputs") for c in code):
+            problems.append(f"{target} has no outputs")
+        if target.startswith("_exercises"):
+            if any(c.get("outputs") for c in code):
+                problems.append(f"{target} still has outputs")
+            sources = "".join("".join(c["source"]) for c in code)
+            if "### BEGIN SOLUTION" in sources or "NotImplementedError" not in sources:
+                problems.append(f"{target} is not the student edition (solutions still in, or no stubs)")
 
 
 @pytest.mark.parametrize("page_rel", PAGES or ["<book not built>"])

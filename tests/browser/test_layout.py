@@ -180,5 +180,31 @@ def _table() -> int:
     return sum(total.values())
 
 
+@pytest.mark.parametrize("width, kind", [(PHONE, "primary"), (PHONE, "secondary"), (WIDE, "secondary")])
+def test_sidebar_buttons_open_their_drawers(width, kind, book_server, browser_context):
+    """On a phone the navigation and the page contents, at 1280 px the page contents (the
+    right-hand sidebar lives in a drawer there, to give the text its width)."""
+    chapters = [p for p in PAGES if (HTML_DIR / "_sources" / p).with_suffix(".ipynb").is_file()]
+    if not chapters:
+        pytest.fail(NOT_BUILT, pytrace=False)
+    page = browser_context.new_page()
+    try:
+        page.set_viewport_size({"width": width, "height": 844})
+        page.goto(f"{book_server}/{chapters[0]}", wait_until="load")
+        buttons = page.locator(f"button.{kind}-toggle")
+        visible = [buttons.nth(i) for i in range(buttons.count()) if buttons.nth(i).is_visible()]
+        assert visible, f"no visible {kind} sidebar button at {width} px"
+        visible[0].click()
+        page.wait_for_function(f"document.querySelector('#pst-{kind}-sidebar-modal').open", timeout=5000)
+        links = page.eval_on_selector_all(f"#pst-{kind}-sidebar-modal a", "els => els.filter(e => e.offsetParent).length")
+        assert links > 0, f"the {kind} drawer opened empty"
+        page.keyboard.press("Escape")
+        if width == WIDE:
+            right = page.evaluate("document.querySelector('.bd-article').getBoundingClientRect().right")
+            assert right > width - 40, f"the text column ends at {right:.0f} px: the right-hand sidebar still takes room"
+    finally:
+        page.close()
+
+
 if __name__ == "__main__":
     sys.exit(1 if _table() else 0)
