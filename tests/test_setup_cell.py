@@ -77,7 +77,10 @@ class FakeColab:
         monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
         monkeypatch.chdir(workdir)
-        monkeypatch.delenv("DIFFUSION_BOOK_CHECKPOINTS", raising=False)
+        # setenv first so that monkeypatch restores the variable's absence afterwards: the cell
+        # under test sets it, and a leak would point every later notebook kernel at a temp dir.
+        monkeypatch.setenv("DIFFUSION_BOOK_CHECKPOINTS", "unset-by-the-test")
+        monkeypatch.delenv("DIFFUSION_BOOK_CHECKPOINTS")
 
     def run_cell(self):
         exec(compile(sync.SETUP_CELL, "<set-up cell>", "exec"), {"__name__": "__main__"})
