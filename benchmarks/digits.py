@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 
 from diffusion_lib import record_metric, set_seed
-from diffusion_lib.checkpoints import load_pretrained
+from diffusion_lib.train.checkpoints import load_pretrained
 from diffusion_lib.data import load_digits_split
-from diffusion_lib.evaluation import negative_bound, sample_digits
-from diffusion_lib.fid import FrechetDigitDistance
+from diffusion_lib.eval.digits import negative_bound, sample_digits
+from diffusion_lib.eval.fid import FrechetDigitDistance
 
 TARGET_NATS = 90.0
 TARGET_SPEEDUP = 15.0

@@ -29,12 +29,12 @@ import torch
 
 from diffusion_lib import set_seed
 from diffusion_lib.data import swiss_roll
-from diffusion_lib.diffusion import GaussianDiffusion
-from diffusion_lib.metrics import w2_floor, w2_gaussian_ceiling, w2_to_reference
+from diffusion_lib.core.diffusion import GaussianDiffusion
+from diffusion_lib.eval.metrics import w2_floor, w2_gaussian_ceiling, w2_to_reference
 from diffusion_lib.models import PerTimestepMLP, TimeMLP
-from diffusion_lib.schedules import NoiseSchedule
-from diffusion_lib.sohl2015 import Sohl2015Diffusion
-from diffusion_lib.training import estimate_steps, train
+from diffusion_lib.core.schedules import NoiseSchedule
+from diffusion_lib.topics.sohl2015 import Sohl2015Diffusion
+from diffusion_lib.train.loop import estimate_steps, train
 
 
 def reference(n: int, seed: int) -> torch.Tensor:

@@ -7,8 +7,8 @@ entry at index 0 describing the data (beta_0 = 0, alpha_bar_0 = 1).
 """
 
 from diffusion_lib.utils import record_metric, set_seed, set_threads
-from diffusion_lib.schedules import SCHEDULE_NAMES, NoiseSchedule, extract, make_beta
-from diffusion_lib.losses import (
+from diffusion_lib.core.schedules import SCHEDULE_NAMES, NoiseSchedule, extract, make_beta
+from diffusion_lib.core.losses import (
     bits_per_dim,
     discretized_gaussian_log_likelihood,
     gaussian_log_likelihood,
@@ -17,7 +17,7 @@ from diffusion_lib.losses import (
     simple_loss,
     sum_flat,
 )
-from diffusion_lib.diffusion import (
+from diffusion_lib.core.diffusion import (
     DECODER_TYPES,
     LOSS_TYPES,
     MODEL_MEAN_TYPES,

@@ -3,7 +3,7 @@
 Usage:
     python scripts/train_digit_classifier.py [--steps 2000] [--seed 0] [--out checkpoints/digit_classifier.pt]
 
-Trains :class:`diffusion_lib.fid.DigitClassifier` on the TRAIN split of the 8x8 digits (one
+Trains :class:`diffusion_lib.eval.fid.DigitClassifier` on the TRAIN split of the 8x8 digits (one
 thread, seeded, so a rerun on the same machine gives the same weights), prints its accuracy on
 the train, val and test splits and the real-vs-real Fréchet distances, and writes the checkpoint.
 Takes about 15-30 s on one core.
@@ -19,7 +19,7 @@ import torch
 
 from diffusion_lib import set_seed
 from diffusion_lib.data import load_digits_split
-from diffusion_lib.fid import (
+from diffusion_lib.eval.fid import (
     DEFAULT_CLASSIFIER_PATH,
     FrechetDigitDistance,
     classifier_accuracy,

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from diffusion_lib.checkpoints import (
+from diffusion_lib.train.checkpoints import (
     LOSSES, load_checkpoint, make_config, make_diffusion, make_model, save_checkpoint, test_bound, train_run,
 )
-from diffusion_lib.training import TrainResult
+from diffusion_lib.train.loop import TrainResult
 from diffusion_lib.utils import set_threads
 
 
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fourier", type=int, nargs="*", default=[],
                    help="Fourier-feature exponents n: add sin/cos(2^n pi x_t) to the input (e.g. 3 4; see UNet)")
     p.add_argument("--t-sampling", choices=["uniform", "inverse_mix"], default="uniform",
-                   help="how training draws t (inverse_mix: half uniform, half p(t) ~ 1/t; see diffusion_lib.timesteps)")
+                   help="how training draws t (inverse_mix: half uniform, half p(t) ~ 1/t; see diffusion_lib.core.timesteps)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the ResNet blocks")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         steps = args.steps
         if steps is None and args.minutes is not None:
-            from diffusion_lib.training import estimate_steps
-            from diffusion_lib.checkpoints import diffusion_loss_fn
+            from diffusion_lib.train.loop import estimate_steps
+            from diffusion_lib.train.checkpoints import diffusion_loss_fn
             from diffusion_lib.data import load_digits_split
 
             probe_cfg = make_config(loss=args.loss, T=args.T, schedule=args.schedule)

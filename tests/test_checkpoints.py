@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_lib.checkpoints import (
+from diffusion_lib.train.checkpoints import (
     CHECKPOINT_DIR, load_checkpoint, load_pretrained, make_config, make_diffusion, make_model,
     save_checkpoint, test_bound, train_run,
 )
 from diffusion_lib.data import load_digits_split
-from diffusion_lib.evaluation import negative_bound
+from diffusion_lib.eval.digits import negative_bound
 
 torch.set_num_threads(1)
 
@@ -78,7 +78,7 @@ def test_resume_rejects_mismatched_runs(tmp_path):
     model, result = train_run(cfg, stop_at=1, progress=False)
     path = save_checkpoint(tmp_path / "p.pt", model, cfg, result)
     ckpt = load_checkpoint(path)
-    from diffusion_lib.training import train
+    from diffusion_lib.train.loop import train
 
     with pytest.raises(ValueError, match="planned for steps=6"):
         train(make_model(cfg), lambda m, b, g: m(b, torch.ones(b.shape[0], dtype=torch.long)).mean(),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from diffusion_lib.evaluation import load_digits_reference
+from diffusion_lib.eval.digits import load_digits_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = {"ddpm_digits.pt": "digits_results.json", "compare_hybrid_cosine.pt": "digits_results_hybrid_cosine.json"}

@@ -1,4 +1,4 @@
-"""Tests of diffusion_lib.elbo: both VDM ELBO estimators are unbiased for the exact ELBO of the
+"""Tests of diffusion_lib.topics.vdm: both VDM ELBO estimators are unbiased for the exact ELBO of the
 Gaussian-data reverse model, form (b) has lower per-term variance, Tweedie's formula, and the
 SNR-difference weights of the x0 / eps / score parameterisations."""
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffusion_lib.elbo import (
+from diffusion_lib.topics.vdm import (
     GaussianDataDenoiser,
     default_reverse_variance,
     elbo_consistency_terms,
@@ -15,8 +15,8 @@ from diffusion_lib.elbo import (
     kl_weights,
     total_elbo,
 )
-from diffusion_lib.losses import normal_kl
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.losses import normal_kl
+from diffusion_lib.core.schedules import NoiseSchedule
 
 DT = torch.float64
 

@@ -1,4 +1,4 @@
-"""Tests of diffusion_lib.evaluation: the bound in nats per image against closed forms, the
+"""Tests of diffusion_lib.eval.digits: the bound in nats per image against closed forms, the
 stratified estimate against the exact sum, the per-pixel baseline against a direct count."""
 
 import math
@@ -9,7 +9,7 @@ import torch
 
 from diffusion_lib import GaussianDiffusion, NoiseSchedule
 from diffusion_lib.data import load_digits_split
-from diffusion_lib.evaluation import (
+from diffusion_lib.eval.digits import (
     independent_pixel_nll,
     negative_bound,
     sample_digits,
@@ -123,7 +123,7 @@ def test_sample_digits_ddim_recovers_the_point(digit):
 
 def test_ddim_invert_then_decode_reconstructs():
     """Exact eps of Gaussian data N(0.5, 0.3^2): encoding with DDIM and decoding returns the input."""
-    from diffusion_lib.evaluation import ddim_invert
+    from diffusion_lib.eval.digits import ddim_invert
 
     diff = GaussianDiffusion(NoiseSchedule.from_name("linear", 1000, dtype=torch.float64))
     ab, m, v = diff.schedule.alpha_bar, 0.5, 0.09
@@ -142,7 +142,7 @@ def test_ddim_invert_then_decode_reconstructs():
 
 
 def test_slerp_endpoints_and_norm():
-    from diffusion_lib.evaluation import slerp
+    from diffusion_lib.eval.digits import slerp
 
     z0 = torch.tensor([3.0, 0.0])
     z1 = torch.tensor([0.0, 3.0])

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from diffusion_lib import GaussianDiffusion, NoiseSchedule
 from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import ddpm_digits as ex_ddpm
-from diffusion_lib.timesteps import importance_bound, timestep_probs
+from diffusion_lib.core.timesteps import importance_bound, timestep_probs
 
 CHECKERS = [ex_ddpm._LOSS, ex_ddpm._EMA, ex_ddpm._WEIGHTS]
 

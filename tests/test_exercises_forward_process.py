@@ -12,7 +12,7 @@ import torch
 
 from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import forward_process as fp
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 CHECKERS = [fp._ALPHA_BAR, fp._Q_SAMPLE, fp._X0_FROM_EPS]
 

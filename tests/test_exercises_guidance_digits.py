@@ -7,7 +7,7 @@ import torch
 
 from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import guidance_digits as ex
-from diffusion_lib.guidance import guided_eps
+from diffusion_lib.topics.guidance import guided_eps
 
 
 @pytest.mark.parametrize("checker", [ex._CFG, ex._DROP], ids=lambda c: c.name)

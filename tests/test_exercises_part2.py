@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.core.diffusion import GaussianDiffusion
 from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import ddpm_2d, swiss_roll_2015
-from diffusion_lib.losses import normal_kl
+from diffusion_lib.core.losses import normal_kl
 from diffusion_lib.models import sinusoidal_embedding
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 
 CHECKERS = [swiss_roll_2015._KL, swiss_roll_2015._POSTERIOR, swiss_roll_2015._MOMENTS,

@@ -6,10 +6,10 @@ written in other ways pass; and the clipping exercise is what the library's samp
 import pytest
 import torch
 
-from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.core.diffusion import GaussianDiffusion
 from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import sampling_digits as ex
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 
 @pytest.mark.parametrize("checker", [ex._CLIP, ex._SLERP], ids=lambda c: c.name)
@@ -128,7 +128,7 @@ def test_slerp_other_correct_answers_pass(capsys):
         return torch.sin((1 - lam) * theta) / torch.sin(theta) * z0 + torch.sin(lam * theta) / torch.sin(theta) * z1
 
     def with_library(z0, z1, lam):
-        from diffusion_lib.evaluation import slerp
+        from diffusion_lib.eval.digits import slerp
 
         return slerp(z0, z1, lam)
 

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.core.diffusion import GaussianDiffusion
 from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import score_2d
-from diffusion_lib.langevin import langevin_dynamics, tweedie_x0
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.topics.langevin import langevin_dynamics, tweedie_x0
+from diffusion_lib.core.schedules import NoiseSchedule
 
 
 CHECKERS = [score_2d._GAUSS, score_2d._LANGEVIN, score_2d._TWEEDIE]

@@ -1,4 +1,4 @@
-"""Tests of diffusion_lib.fid: the Fréchet distance against closed forms and a 1-D transport
+"""Tests of diffusion_lib.eval.fid: the Fréchet distance against closed forms and a 1-D transport
 computation, the statistics against NumPy, and the shipped classifier's accuracy and floor."""
 
 import math
@@ -9,7 +9,7 @@ import scipy.linalg
 import torch
 
 from diffusion_lib.data import load_digits_split
-from diffusion_lib.fid import (
+from diffusion_lib.eval.fid import (
     DigitClassifier,
     FrechetDigitDistance,
     classifier_accuracy,

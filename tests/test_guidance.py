@@ -1,11 +1,11 @@
-"""Tests of diffusion_lib.guidance: the combination rule, the wrapper inside the samplers, and
+"""Tests of diffusion_lib.topics.guidance: the combination rule, the wrapper inside the samplers, and
 guided sampling of a Gaussian toy whose guided distribution is known in closed form."""
 
 import pytest
 import torch
 
 from diffusion_lib import GaussianDiffusion, NoiseSchedule
-from diffusion_lib.guidance import ClassifierFreeGuidance, drop_labels, guided_eps
+from diffusion_lib.topics.guidance import ClassifierFreeGuidance, drop_labels, guided_eps
 
 
 class ToyConditional(torch.nn.Module):

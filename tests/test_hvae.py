@@ -1,4 +1,4 @@
-"""Tests of diffusion_lib.hvae: the two-level linear-Gaussian HVAE's closed-form ELBO terms against
+"""Tests of diffusion_lib.topics.hvae: the two-level linear-Gaussian HVAE's closed-form ELBO terms against
 Monte Carlo, the gap against KL(q || exact posterior), and the exactness of the Markovian encoder."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from diffusion_lib.hvae import LinearGaussianHVAE, MarkovEncoder, fit_encoder, gaussian_condition
+from diffusion_lib.topics.hvae import LinearGaussianHVAE, MarkovEncoder, fit_encoder, gaussian_condition
 
 DT = torch.float64
 

@@ -1,17 +1,17 @@
-"""Tests of diffusion_lib.langevin: Langevin sampling and Tweedie's formula against closed forms."""
+"""Tests of diffusion_lib.topics.langevin: Langevin sampling and Tweedie's formula against closed forms."""
 
 import pytest
 import torch
 
-from diffusion_lib.diffusion import GaussianDiffusion
-from diffusion_lib.langevin import (
+from diffusion_lib.core.diffusion import GaussianDiffusion
+from diffusion_lib.topics.langevin import (
     annealed_langevin,
     annealed_step_sizes,
     langevin_dynamics,
     score_from_eps_model,
     tweedie_x0,
 )
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 M = torch.tensor([0.5, -1.0])
 S2 = 0.25  # data ~ N(M, S2 I)

@@ -1,4 +1,4 @@
-"""Tests of diffusion_lib.metrics: exact W2^2 against closed forms and brute force."""
+"""Tests of diffusion_lib.eval.metrics: exact W2^2 against closed forms and brute force."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffusion_lib.data import swiss_roll
-from diffusion_lib.metrics import (
+from diffusion_lib.eval.metrics import (
     W2Estimate,
     w2_floor,
     w2_gaussian_ceiling,

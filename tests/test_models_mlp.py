@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.core.diffusion import GaussianDiffusion
 from diffusion_lib.models import PerTimestepMLP, TimeMLP, sinusoidal_embedding
-from diffusion_lib.schedules import NoiseSchedule
-from diffusion_lib.sohl2015 import Sohl2015Diffusion
+from diffusion_lib.core.schedules import NoiseSchedule
+from diffusion_lib.topics.sohl2015 import Sohl2015Diffusion
 
 
 def test_sinusoidal_embedding_values():

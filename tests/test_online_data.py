@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_lib import online_data
-from diffusion_lib.online_data import load_fashion_mnist, load_mnist, read_idx, write_idx
+from diffusion_lib.data import online as online_data
+from diffusion_lib.data.online import load_fashion_mnist, load_mnist, read_idx, write_idx
 
 
 def _tiny_mnist(root, n=5):

@@ -1,4 +1,4 @@
-"""Tests for diffusion_lib.plotting: grid layout and that the helpers draw what they claim."""
+"""Tests for diffusion_lib.viz.plotting: grid layout and that the helpers draw what they claim."""
 
 import matplotlib
 
@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from diffusion_lib.plotting import make_grid, plot_schedule_curves, scatter2d, show_images  # noqa: E402
+from diffusion_lib.viz.plotting import make_grid, plot_schedule_curves, scatter2d, show_images  # noqa: E402
 
 
 def test_make_grid_places_each_image():

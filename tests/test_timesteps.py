@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffusion_lib import GaussianDiffusion, NoiseSchedule
-from diffusion_lib.timesteps import sample_timesteps, timestep_probs
+from diffusion_lib.core.timesteps import sample_timesteps, timestep_probs
 
 
 def test_uniform_probs_and_unit_weights():

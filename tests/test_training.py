@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_lib.training import estimate_steps, lr_at_step, train
+from diffusion_lib.train.loop import estimate_steps, lr_at_step, train
 
 
 def _mse(model, batch, g):

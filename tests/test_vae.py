@@ -1,4 +1,4 @@
-"""Tests of diffusion_lib.vae: Gaussian closed forms against scipy / Monte Carlo, the two gradient
+"""Tests of diffusion_lib.topics.vae: Gaussian closed forms against scipy / Monte Carlo, the two gradient
 estimators against the exact gradient, PPCA's exact evidence / posterior / ELBO gap, and the VAE."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from diffusion_lib.vae import (
+from diffusion_lib.topics.vae import (
     PPCA,
     VAE,
     fit_ppca,

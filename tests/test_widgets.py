@@ -1,4 +1,4 @@
-"""Tests of diffusion_lib.widgets: frames, the HTML player and the page-weight budget.
+"""Tests of diffusion_lib.viz.widgets: frames, the HTML player and the page-weight budget.
 
 The player's behaviour in a browser (slider, Play, selector, print) is tested in
 ``tests/browser/test_player.py``; these tests check what it is made of.
@@ -20,7 +20,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from diffusion_lib import widgets as W
+from diffusion_lib.viz import widgets as W
 
 
 def _size(png: bytes) -> tuple[int, int]:
@@ -212,7 +212,7 @@ def test_scrubber_html_is_deterministic_and_needs_no_ipywidgets():
     a = W.scrubber(_tiny_frames(3), labels=[1, 2, 3])._repr_html_()
     b = W.scrubber(_tiny_frames(3), labels=[1, 2, 3])._repr_html_()
     assert a == b
-    code = "import sys, diffusion_lib.widgets as W; W.scrubber([b'\\x89PNG\\r\\n\\x1a\\n']); print('ipywidgets' in sys.modules)"
+    code = "import sys, diffusion_lib.viz.widgets as W; W.scrubber([b'\\x89PNG\\r\\n\\x1a\\n']); print('ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

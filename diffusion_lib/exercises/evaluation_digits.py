@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_lib.exercises._core import Case, Checker, Mistake
-from diffusion_lib.fid import frechet_distance
+from diffusion_lib.eval.fid import frechet_distance
 
 __all__ = ["check_pixel_nll", "check_frechet_distance"]
 

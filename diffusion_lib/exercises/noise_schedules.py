@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 
 from diffusion_lib.exercises._core import Case, Checker, Mistake
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 __all__ = ["check_cosine_alpha_bar", "check_beta_from_alpha_bar", "check_log_snr"]
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import torch
 
 from diffusion_lib.exercises._core import Case, Checker, Mistake
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 __all__ = ["check_posterior_mean", "check_tweedie_x0", "check_eps_weight"]
 

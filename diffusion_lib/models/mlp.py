@@ -12,7 +12,7 @@ Two ways to let one network serve every timestep t in 1..T:
 Both are called as ``model(x_t, t)`` with ``x_t`` of shape ``(B, data_dim)`` and ``t`` a
 ``LongTensor`` of shape ``(B,)`` with values in 1..T, and return ``(B, out_dim)``. What the
 output means (noise eps, a reverse mean, a variance interpolation) is decided by the code that
-uses it (``GaussianDiffusion`` or :mod:`diffusion_lib.sohl2015`).
+uses it (``GaussianDiffusion`` or :mod:`diffusion_lib.topics.sohl2015`).
 """
 
 from __future__ import annotations

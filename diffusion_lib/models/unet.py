@@ -4,7 +4,7 @@ The network maps a noisy image ``x_t`` of shape ``(B, C, H, W)`` and its timeste
 ``LongTensor`` of shape ``(B,)``, values in 1..T) to a tensor of the same spatial size: the
 predicted noise (or x_0), and with ``learned_variance=True`` a second block of ``C`` channels that
 interpolates the reverse variance (``model_var_type="learned_range"`` of
-:class:`~diffusion_lib.diffusion.GaussianDiffusion`).
+:class:`~diffusion_lib.core.diffusion.GaussianDiffusion`).
 
 Layout, for ``dim_mults = (m_1, ..., m_L)`` and base width ``dim``::
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from diffusion_lib.widgets import PAGE_BUDGET_BYTES
+from diffusion_lib.viz.widgets import PAGE_BUDGET_BYTES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from book_pages import HTML_DIR, JS_WAIT_READY, NOT_BUILT, ROOT, discover_pages, serve  # noqa: E402
@@ -168,7 +168,7 @@ def _check_figure(figure, index: int, page_rel: str, problems: list[str]) -> Non
     if figure.locator("input.ds-slider").count() == 0:
         problems.append(
             f"{where}: an ipywidgets slider (an interact/observe figure? its output needs a kernel; "
-            "build it with diffusion_lib.widgets.scrubber)"
+            "build it with diffusion_lib.viz.widgets.scrubber)"
         )
         return
     if _visible_image(figure) is None:

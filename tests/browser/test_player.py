@@ -1,6 +1,6 @@
 """The scrubber's HTML player in headless Chromium, with no kernel and no book build.
 
-``diffusion_lib.widgets`` writes each interactive figure as one HTML fragment (frames, controls
+``diffusion_lib.viz.widgets`` writes each interactive figure as one HTML fragment (frames, controls
 and a short script). These tests put fragments on a page the way a notebook front end or the
 built book does and drive them as a reader would: the slider, Play, the option buttons and the
 dropdown each change the visible frame; the controls span the text column; print shows one frame.
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_lib import widgets as W
+from diffusion_lib.viz import widgets as W
 
 
 def _frames(n: int, seed: int) -> list[bytes]:

@@ -3,8 +3,8 @@ r"""Image DDPM training runs that can be saved, resumed bit-identically and ship
 A *run* is described by one plain configuration dict (ints, floats, strings, lists, dicts; see
 :data:`DEFAULT_CONFIG`): the data, the noise schedule, the loss, the U-Net and the optimiser
 settings. From it, :func:`make_model` and :func:`make_diffusion` build the network and the
-:class:`~diffusion_lib.diffusion.GaussianDiffusion`, and :func:`train_run` trains with the book's
-generic loop :func:`diffusion_lib.training.train` (EMA, progress bar, NaN guard).
+:class:`~diffusion_lib.core.diffusion.GaussianDiffusion`, and :func:`train_run` trains with the book's
+generic loop :func:`diffusion_lib.train.loop.train` (EMA, progress bar, NaN guard).
 
 Checkpoint files
 ----------------
@@ -41,11 +41,11 @@ import torch
 from torch import nn
 
 from diffusion_lib.data import DIGITS_NUM_LEVELS, load_digits_split
-from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.core.diffusion import GaussianDiffusion
 from diffusion_lib.models.unet import UNet
-from diffusion_lib.schedules import NoiseSchedule
-from diffusion_lib.timesteps import TIMESTEP_SAMPLINGS, sample_timesteps, timestep_probs
-from diffusion_lib.training import TrainResult, train
+from diffusion_lib.core.schedules import NoiseSchedule
+from diffusion_lib.core.timesteps import TIMESTEP_SAMPLINGS, sample_timesteps, timestep_probs
+from diffusion_lib.train.loop import TrainResult, train
 from diffusion_lib.utils import checkpoint_dir
 
 __all__ = [
@@ -87,7 +87,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "grad_clip": 1.0,
     "ema_decay": 0.999,
     "ema_warmup": True,  # decay min(0.999, (1 + n) / (10 + n)) after n steps
-    "t_sampling": "uniform",  # or "inverse_mix": see diffusion_lib.timesteps
+    "t_sampling": "uniform",  # or "inverse_mix": see diffusion_lib.core.timesteps
     "seed": 0,
     "conditional": False,
     "p_uncond": 0.1,  # label dropout (classifier-free guidance) when conditional
@@ -162,12 +162,12 @@ def make_diffusion(config: dict, model_var_type: str | None = None) -> GaussianD
 
 def diffusion_loss_fn(diffusion: GaussianDiffusion, images: torch.Tensor, labels: torch.Tensor | None = None,
                       num_classes: int = 10, p_uncond: float = 0.0, t_sampling: str = "uniform"):
-    """A ``loss_fn(model, idx, g)`` for :func:`diffusion_lib.training.train` that trains on ``images[idx]``.
+    """A ``loss_fn(model, idx, g)`` for :func:`diffusion_lib.train.loop.train` that trains on ``images[idx]``.
 
     The training loop draws a batch of *indices* (pass ``torch.arange(len(images))`` as its data),
     so that the labels of the same images are at hand. With ``labels``, each label is replaced by
     the null label ``num_classes`` with probability ``p_uncond`` (classifier-free guidance training).
-    ``t_sampling``: how the timesteps are drawn (:data:`diffusion_lib.timesteps.TIMESTEP_SAMPLINGS`);
+    ``t_sampling``: how the timesteps are drawn (:data:`diffusion_lib.core.timesteps.TIMESTEP_SAMPLINGS`);
     the bound term is importance-weighted so that it stays an unbiased estimate of L_vlb.
     The discretised decoder uses the digits' 17 levels.
     """

@@ -1,6 +1,6 @@
 r"""The diffusion model of Sohl-Dickstein et al. (2015), trained on its variational bound.
 
-The forward process is the Gaussian chain of :class:`~diffusion_lib.schedules.NoiseSchedule`,
+The forward process is the Gaussian chain of :class:`~diffusion_lib.core.schedules.NoiseSchedule`,
 ``q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I)``. The reverse process is a chain of
 Gaussians whose mean *and* variance are outputs of a network (in the book, a
 :class:`~diffusion_lib.models.PerTimestepMLP`: a shared trunk and one head per timestep):
@@ -38,8 +38,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from diffusion_lib.losses import gaussian_log_likelihood, normal_kl
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.losses import gaussian_log_likelihood, normal_kl
+from diffusion_lib.core.schedules import NoiseSchedule
 
 __all__ = ["Sohl2015Diffusion"]
 
@@ -151,7 +151,7 @@ class Sohl2015Diffusion:
         r"""One-sample estimate of the bound, averaged over the batch (nats per example; a scalar).
 
         L ~= L_T + T * L_{t-1}(x_0, t, eps), t stratified over 1..T, eps ~ N(0, I).
-        This has the signature ``loss_fn(model, batch, generator)`` of :func:`diffusion_lib.training.train`.
+        This has the signature ``loss_fn(model, batch, generator)`` of :func:`diffusion_lib.train.loop.train`.
         """
         t = self.stratified_timesteps(x0.shape[0], generator).to(x0.device)
         eps = torch.randn(x0.shape, generator=generator).to(x0)

@@ -18,7 +18,7 @@ first frame until the cell is run again.)
 
 Typical use in a chapter::
 
-    from diffusion_lib.widgets import render_frames, scrubber
+    from diffusion_lib.viz.widgets import render_frames, scrubber
 
     def draw(t, ax):
         ax.scatter(*samples[t].T, s=2)

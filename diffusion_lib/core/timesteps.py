@@ -25,7 +25,7 @@ import torch
 from diffusion_lib._checks import check_choice, check_int
 
 if TYPE_CHECKING:  # only for type hints: this module does not import the diffusion code at run time
-    from diffusion_lib.diffusion import GaussianDiffusion
+    from diffusion_lib.core.diffusion import GaussianDiffusion
 
 __all__ = ["TIMESTEP_SAMPLINGS", "timestep_probs", "sample_timesteps", "importance_bound"]
 
@@ -94,7 +94,7 @@ def importance_bound(
     (image, t) pairs, under ``torch.no_grad()``; the result does not depend on ``batch_size``.
 
     Args:
-        diffusion: the model's :class:`~diffusion_lib.diffusion.GaussianDiffusion`.
+        diffusion: the model's :class:`~diffusion_lib.core.diffusion.GaussianDiffusion`.
         model: the network, ``model(x_t, t, **model_kwargs)``.
         x0: (N, ...) data; for the discretised decoder on the grid of ``num_levels`` levels.
         probs: p(t) for t = 1..T (length ``diffusion.T``), e.g. :func:`timestep_probs`.

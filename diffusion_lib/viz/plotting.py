@@ -137,7 +137,7 @@ def plot_schedule_curves(
     """Plot one per-timestep quantity (``"alpha_bar"``, ``"beta"``, ``"log_snr"``, ...) against t.
 
     ``schedules`` is one schedule object (anything with tensor attributes of length T + 1
-    indexed by t, such as ``diffusion_lib.schedules.NoiseSchedule``), a sequence of them, or a
+    indexed by t, such as ``diffusion_lib.core.schedules.NoiseSchedule``), a sequence of them, or a
     mapping from legend labels to them. Index 0 (the data) is not drawn: the curve runs over
     t = 1..T, plotted against t / T when ``normalize_t`` so that different T can be compared.
     """

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from diffusion_lib.data import DIGITS_NUM_LEVELS, digits_to_levels
-from diffusion_lib.diffusion import GaussianDiffusion
+from diffusion_lib.core.diffusion import GaussianDiffusion
 
 __all__ = [
     "BoundResult",
@@ -67,7 +67,7 @@ _BENCHMARK_FILES: tuple[str, ...] = ("digits_results.json", "digits_results_hybr
 _REGENERATE = (
     "python benchmarks/digits.py --json benchmarks/digits_results.json; "
     "python benchmarks/digits.py --checkpoint compare_hybrid_cosine.pt --json benchmarks/digits_results_hybrid_cosine.json; "
-    "python -c 'from diffusion_lib.evaluation import write_digits_reference; write_digits_reference()'"
+    "python -c 'from diffusion_lib.eval.digits import write_digits_reference; write_digits_reference()'"
 )
 
 
@@ -472,7 +472,7 @@ def write_digits_reference(
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "about": "Figures measured by benchmarks/digits.py (one thread) for the shipped digit models; "
-                 "read them with diffusion_lib.evaluation.load_digits_reference.",
+                 "read them with diffusion_lib.eval.digits.load_digits_reference.",
         "regenerate": _REGENERATE,
         "checkpoints": runs,
     }

@@ -437,7 +437,7 @@ def train_vae(
 ) -> list[float]:
     """Maximise the mean ELBO of ``model`` on ``x_train`` with Adam; return the loss (-ELBO per image) per step."""
     if not isinstance(model, VAE):
-        raise TypeError(f"model must be a diffusion_lib.vae.VAE, got {type(model).__name__}")
+        raise TypeError(f"model must be a diffusion_lib.topics.vae.VAE, got {type(model).__name__}")
     flat = model._flat(x_train)
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")

@@ -33,8 +33,8 @@ from typing import Callable
 
 import torch
 
-from diffusion_lib.losses import gaussian_log_likelihood, normal_kl
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.losses import gaussian_log_likelihood, normal_kl
+from diffusion_lib.core.schedules import NoiseSchedule
 
 __all__ = [
     "default_reverse_variance",
@@ -50,7 +50,7 @@ MeanFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 def _check_inputs(schedule: NoiseSchedule, x0: torch.Tensor, reverse_variance: torch.Tensor | None) -> torch.Tensor:
     if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a diffusion_lib.schedules.NoiseSchedule, got {type(schedule).__name__}")
+        raise TypeError(f"schedule must be a diffusion_lib.core.schedules.NoiseSchedule, got {type(schedule).__name__}")
     if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim != 2:
         raise ValueError("x0 must be a floating tensor of shape (N, D): a batch of flat data points")
     if schedule.T < 2:

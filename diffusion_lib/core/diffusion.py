@@ -31,7 +31,7 @@ from diffusion_lib._checks import (
     check_same_shape,
     check_timesteps,
 )
-from diffusion_lib.losses import (
+from diffusion_lib.core.losses import (
     LOSS_KINDS,
     discretized_gaussian_log_likelihood,
     gaussian_log_likelihood,
@@ -39,7 +39,7 @@ from diffusion_lib.losses import (
     simple_loss,
     sum_flat,
 )
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 __all__ = [
     "GaussianDiffusion",
@@ -772,7 +772,7 @@ class GaussianDiffusion:
         Take ``.mean()`` of "loss" for an optimiser step. ``decoder`` / ``num_levels`` set the t = 1
         term of the bound (see :meth:`vb_term`). ``vb_weights``: (B,) importance weights
         w(t) = 1 / (T p(t)) of the bound term when ``t`` was drawn from a non-uniform p(t)
-        (:func:`diffusion_lib.timesteps.sample_timesteps`); "loss" then uses w * "vb", which keeps
+        (:func:`diffusion_lib.core.timesteps.sample_timesteps`); "loss" then uses w * "vb", which keeps
         the estimate of L_vlb unbiased ("vb" itself stays unweighted).
         """
         check_floating(x0, "x0")

@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from diffusion_lib.vae import LOG_2PI, kl_mvn, mvn_log_prob
+from diffusion_lib.topics.vae import LOG_2PI, kl_mvn, mvn_log_prob
 
 __all__ = ["LinearGaussianHVAE", "MarkovEncoder", "gaussian_condition", "fit_encoder"]
 

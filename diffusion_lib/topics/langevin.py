@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from diffusion_lib.schedules import NoiseSchedule
+from diffusion_lib.core.schedules import NoiseSchedule
 
 __all__ = ["score_from_eps_model", "tweedie_x0", "langevin_dynamics", "annealed_langevin", "annealed_step_sizes"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffusion_lib.data import load_digits_split
+from diffusion_lib.data.builtin import load_digits_split
 
 __all__ = ["read_idx", "write_idx", "load_mnist", "load_fashion_mnist", "download", "MIRRORS", "FILES"]
 
