@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from diffusion_lib.errors import InputTypeError, InputValueError
+
 __all__ = [
     "check_tensor",
     "check_floating",
@@ -28,7 +30,7 @@ __all__ = [
 def check_tensor(x: Any, name: str) -> torch.Tensor:
     """Return ``x`` if it is a ``torch.Tensor``; raise ``TypeError`` otherwise."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be a torch.Tensor, but got {type(x).__name__}; "
             f"wrap it with torch.as_tensor(...) first"
         )
@@ -39,7 +41,7 @@ def check_floating(x: Any, name: str) -> torch.Tensor:
     """Return ``x`` if it is a floating-point tensor; raise ``TypeError`` otherwise."""
     check_tensor(x, name)
     if not torch.is_floating_point(x):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be a floating-point tensor (e.g. torch.float32), but got dtype "
             f"{x.dtype}; convert it with {name}.float()"
         )
@@ -49,7 +51,7 @@ def check_floating(x: Any, name: str) -> torch.Tensor:
 def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     """Raise ``ValueError`` unless ``a`` and ``b`` have exactly the same shape (no broadcasting)."""
     if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(
+        raise InputValueError(
             f"{name_a} and {name_b} must have the same shape, but {name_a} has shape "
             f"{tuple(a.shape)} and {name_b} has shape {tuple(b.shape)}"
         )
@@ -67,7 +69,7 @@ def check_broadcastable(*named: tuple[str, torch.Tensor]) -> torch.Size:
                 continue
             if result[i] != 1:
                 described = ", ".join(f"{n} {tuple(t.shape)}" for n, t in named)
-                raise ValueError(
+                raise InputValueError(
                     f"the shapes of {described} do not broadcast against each other; "
                     f"they must be equal or 1 in every dimension where they differ"
                 )
@@ -79,7 +81,7 @@ def check_choice(value: Any, allowed: Sequence[str], name: str) -> str:
     """Return ``value`` if it is one of ``allowed``; otherwise raise ``ValueError`` listing them."""
     if value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"unknown {name} {value!r}; allowed values are: {options}")
+        raise InputValueError(f"unknown {name} {value!r}; allowed values are: {options}")
     return value
 
 
@@ -88,10 +90,10 @@ def check_int(value: Any, name: str, minimum: int | None = None) -> int:
     if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point():
         value = int(value.item())
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, but got {type(value).__name__} {value!r}")
+        raise InputTypeError(f"{name} must be an int, but got {type(value).__name__} {value!r}")
     value = int(value)  # also accepts NumPy integers
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, but got {value}")
+        raise InputValueError(f"{name} must be >= {minimum}, but got {value}")
     return value
 
 
@@ -100,7 +102,7 @@ def check_same_device(x: torch.Tensor, device: torch.device, name: str, fix: str
     if x.device != torch.device(device) and not (
         x.device.type == torch.device(device).type and torch.device(device).index is None
     ):
-        raise ValueError(f"{name} is on device {x.device} but must be on {device}; {fix}")
+        raise InputValueError(f"{name} is on device {x.device} but must be on {device}; {fix}")
 
 
 def check_timesteps(
@@ -124,7 +126,7 @@ def check_timesteps(
     """
     lo = 0 if allow_zero else 1
     if isinstance(t, bool):
-        raise TypeError(f"{name} must be an int or an integer tensor, but got a bool")
+        raise InputTypeError(f"{name} must be an int or an integer tensor, but got a bool")
     if isinstance(t, numbers.Integral):
         t = int(t)
         if batch is None:
@@ -133,7 +135,7 @@ def check_timesteps(
             t_tensor = torch.full((batch,), t, dtype=torch.long, device=device)
     elif isinstance(t, torch.Tensor):
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise TypeError(
+            raise InputTypeError(
                 f"{name} must hold integer timesteps (torch.long), but got dtype {t.dtype}; "
                 f"timesteps are counts 1..{T}, so build them with torch.randint or "
                 f"torch.full(..., dtype=torch.long), or convert with {name}.long()"
@@ -145,12 +147,12 @@ def check_timesteps(
         elif t.ndim == 1:
             t_tensor = t.long()
         else:
-            raise ValueError(
+            raise InputValueError(
                 f"{name} must be an int or a 1-D tensor with one timestep per example, "
                 f"but got a tensor of shape {tuple(t.shape)}"
             )
         if batch is not None and t_tensor.shape[0] != batch:
-            raise ValueError(
+            raise InputValueError(
                 f"{name} has {t_tensor.shape[0]} entries but the batch has {batch} examples; "
                 f"pass one timestep per example (shape ({batch},)) or a single int"
             )
@@ -159,12 +161,12 @@ def check_timesteps(
                 t_tensor, torch.device(device), name, f"move it with {name}.to({str(device)!r})"
             )
     elif isinstance(t, Iterable):
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be an int or an integer torch.Tensor, but got {type(t).__name__}; "
             f"convert it with torch.tensor(..., dtype=torch.long)"
         )
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be an int or an integer torch.Tensor, but got {type(t).__name__}"
         )
     if t_tensor.numel() > 0:
@@ -175,7 +177,7 @@ def check_timesteps(
                 if allow_zero
                 else "t counts from 1; t=0 is the data itself"
             )
-            raise ValueError(
+            raise InputValueError(
                 f"{name} must lie in {lo}..{T} ({note}), but got values from {t_min} to {t_max}"
             )
     return t_tensor
