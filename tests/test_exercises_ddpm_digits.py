@@ -10,22 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from diffusion_lib import GaussianDiffusion, NoiseSchedule
-from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import ddpm_digits as ex_ddpm
 from diffusion_lib.core.timesteps import importance_bound, timestep_probs
-
-CHECKERS = [ex_ddpm._LOSS, ex_ddpm._EMA, ex_ddpm._WEIGHTS]
-
-
-@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.name)
-def test_checker_validates(checker):
-    checker.validate(min_mistakes=3, min_alternatives=2)
+from exercise_helpers import feedback
 
 
-def _feedback(check, fn) -> ExerciseFeedback:
-    with pytest.raises(ExerciseFeedback) as info:
-        check(fn)
-    return info.value
+
 
 
 # ----------------------------------------------------------------------------------- L_simple
@@ -53,16 +43,16 @@ def test_loss_correct_answers_written_differently_pass(capsys):
 
 
 def test_loss_answers_cut_off_from_the_gradient_are_refused():
-    fb = _feedback(ex_ddpm.check_ddpm_loss, lambda *args: _good_loss(*args).detach())
+    fb = feedback(ex_ddpm.check_ddpm_loss, lambda *args: _good_loss(*args).detach())
     assert fb.kind == "mistake" and "no gradient reaches the network's weights" in str(fb)
-    fb = _feedback(ex_ddpm.check_ddpm_loss, lambda *args: _good_loss(*args).item())
+    fb = feedback(ex_ddpm.check_ddpm_loss, lambda *args: _good_loss(*args).item())
     assert fb.kind == "detached" and "plain number" in str(fb)
 
     def under_no_grad(*args):
         with torch.no_grad():
             return _good_loss(*args)
 
-    fb = _feedback(ex_ddpm.check_ddpm_loss, under_no_grad)
+    fb = feedback(ex_ddpm.check_ddpm_loss, under_no_grad)
     assert fb.kind == "mistake" and "no_grad" in str(fb)
 
 
@@ -71,33 +61,33 @@ def test_loss_typical_wrong_answers_are_named():
         a = alpha_bar.float()[t].view(-1, 1, 1, 1)
         return ((model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t) - eps) ** 2).mean()
 
-    fb = _feedback(ex_ddpm.check_ddpm_loss, float32_coefficients)
+    fb = feedback(ex_ddpm.check_ddpm_loss, float32_coefficients)
     assert fb.kind == "precision" and "float32" in str(fb)
 
     def shifted_index(model, x0, t, eps, alpha_bar):
         a = alpha_bar.index_select(0, t - 1).view(-1, 1, 1, 1)     # alpha_bar[t - 1], written another way
         return ((model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t) - eps) ** 2).mean()
 
-    fb = _feedback(ex_ddpm.check_ddpm_loss, shifted_index)
+    fb = feedback(ex_ddpm.check_ddpm_loss, shifted_index)
     assert fb.kind == "mistake" and "indexed by t" in str(fb)
 
     def per_image(model, x0, t, eps, alpha_bar):
         a = alpha_bar[t].view(-1, 1, 1, 1)
         return ((model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t) - eps) ** 2).flatten(1).mean(1)
 
-    fb = _feedback(ex_ddpm.check_ddpm_loss, per_image)
+    fb = feedback(ex_ddpm.check_ddpm_loss, per_image)
     assert fb.kind == "shape" and "expected shape is ()" in str(fb)
 
     def predicts_x0(model, x0, t, eps, alpha_bar):
         a = alpha_bar[t].view(-1, 1, 1, 1)
         return F.mse_loss(model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t), x0)
 
-    fb = _feedback(ex_ddpm.check_ddpm_loss, predicts_x0)
+    fb = feedback(ex_ddpm.check_ddpm_loss, predicts_x0)
     assert fb.kind == "mistake" and "target is the noise" in str(fb)
 
 
 def test_loss_check_needs_the_function_itself():
-    fb = _feedback(ex_ddpm.check_ddpm_loss, 0.5)
+    fb = feedback(ex_ddpm.check_ddpm_loss, 0.5)
     assert fb.kind == "not-callable"
 
 
@@ -109,13 +99,13 @@ def test_ema_correct_answers_written_differently_pass(capsys):
 
 
 def test_ema_typical_wrong_answers_are_named():
-    fb = _feedback(ex_ddpm.check_ema_step, lambda e, th, d: e * 0.9 + th * (1 - 0.9))
+    fb = feedback(ex_ddpm.check_ema_step, lambda e, th, d: e * 0.9 + th * (1 - 0.9))
     assert fb.kind == "mistake" and "ignores its `decay`" in str(fb)
-    fb = _feedback(ex_ddpm.check_ema_step, lambda e, th, d: torch.lerp(e, th, d))
+    fb = feedback(ex_ddpm.check_ema_step, lambda e, th, d: torch.lerp(e, th, d))
     assert fb.kind == "mistake" and "swapped" in str(fb)
-    fb = _feedback(ex_ddpm.check_ema_step, lambda e, th, d: e.mul_(d).add_((1 - d) * th))
+    fb = feedback(ex_ddpm.check_ema_step, lambda e, th, d: e.mul_(d).add_((1 - d) * th))
     assert fb.kind == "in-place"
-    fb = _feedback(ex_ddpm.check_ema_step, lambda e, th, d: (d * e + (1 - d) * th).float())
+    fb = feedback(ex_ddpm.check_ema_step, lambda e, th, d: (d * e + (1 - d) * th).float())
     assert fb.kind == "dtype" and "float64" in str(fb)
 
 
@@ -142,7 +132,7 @@ def test_timestep_weights_typical_wrong_answers_are_named():
         p = (1 - mix) / T + mix / t / (1 / t).sum()
         return p.double(), (1 / (T * p)).double()
 
-    fb = _feedback(ex_ddpm.check_timestep_weights, float32)
+    fb = feedback(ex_ddpm.check_timestep_weights, float32)
     assert fb.kind == "precision"
 
     def numbers_for_one_step(T, mix):
@@ -151,7 +141,7 @@ def test_timestep_weights_typical_wrong_answers_are_named():
         p = timestep_probs(T, "inverse_mix", mix)
         return p, 1 / (T * p)
 
-    fb = _feedback(ex_ddpm.check_timestep_weights, numbers_for_one_step)
+    fb = feedback(ex_ddpm.check_timestep_weights, numbers_for_one_step)
     assert fb.kind == "python-number" and "T = 1" in str(fb)
 
     def forgot_harmonic(T, mix):
@@ -159,14 +149,14 @@ def test_timestep_weights_typical_wrong_answers_are_named():
         p = torch.lerp(torch.full_like(t, 1 / T), t.reciprocal(), mix)
         return p, 1 / (T * p)
 
-    fb = _feedback(ex_ddpm.check_timestep_weights, forgot_harmonic)
+    fb = feedback(ex_ddpm.check_timestep_weights, forgot_harmonic)
     assert fb.kind == "mistake" and "H_T" in str(fb)
 
     def weight_is_density_ratio_upside_down(T, mix):
         p = timestep_probs(T, "inverse_mix", mix)
         return p, p / (1 / T)
 
-    fb = _feedback(ex_ddpm.check_timestep_weights, weight_is_density_ratio_upside_down)
+    fb = feedback(ex_ddpm.check_timestep_weights, weight_is_density_ratio_upside_down)
     assert fb.kind == "mistake" and "inverse" in str(fb)
 
 
@@ -174,7 +164,7 @@ def test_unsolved_stub_is_reported():
     def stub(*args):
         raise NotImplementedError("not implemented yet — see exercise ex-ddpm-timestep-weights")
 
-    fb = _feedback(ex_ddpm.check_timestep_weights, stub)
+    fb = feedback(ex_ddpm.check_timestep_weights, stub)
     assert fb.kind == "not-implemented" and "ex-ddpm-timestep-weights" in str(fb)
 
 

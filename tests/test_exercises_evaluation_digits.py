@@ -13,9 +13,6 @@ from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import evaluation_digits as ex
 
 
-@pytest.mark.parametrize("checker", [ex._NLL, ex._FD], ids=lambda c: c.name)
-def test_checker_validates(checker):
-    checker.validate(min_mistakes=3, min_alternatives=2)
 
 
 def _log_p(train, L, alpha):

@@ -14,7 +14,6 @@ from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import forward_process as fp
 from diffusion_lib.core.schedules import NoiseSchedule
 
-CHECKERS = [fp._ALPHA_BAR, fp._Q_SAMPLE, fp._X0_FROM_EPS]
 
 # ------------------------------------------------------------------------- the hidden references
 
@@ -55,9 +54,6 @@ def test_x0_from_eps_reference_inverts_q_sample():
 # ---------------------------------------------------------------------------- the self-test
 
 
-@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.name)
-def test_checker_validates_with_three_mistakes_and_two_alternatives(checker):
-    checker.validate(min_mistakes=3, min_alternatives=2)
 
 
 # ------------------------------------------------------------------------ correct solutions pass

@@ -12,9 +12,6 @@ from diffusion_lib.exercises import sampling_digits as ex
 from diffusion_lib.core.schedules import NoiseSchedule
 
 
-@pytest.mark.parametrize("checker", [ex._CLIP, ex._SLERP], ids=lambda c: c.name)
-def test_checker_validates(checker):
-    checker.validate(min_mistakes=3, min_alternatives=2)
 
 
 def _raw_x0(xt, eps, ab):

@@ -6,26 +6,15 @@ Also the small library helper the chapter uses to count parameters by resolution
 import math
 
 import numpy as np
-import pytest
 import torch
 from einops import rearrange
 
-from diffusion_lib.exercises import ExerciseFeedback
 from diffusion_lib.exercises import unet as ex_unet
 from diffusion_lib.models.unet import UNet, conv_parameters_by_resolution, count_parameters
-
-CHECKERS = [ex_unet._FILM, ex_unet._HEADS, ex_unet._ATTEND]
-
-
-@pytest.mark.parametrize("checker", CHECKERS, ids=lambda c: c.name)
-def test_checker_validates(checker):
-    checker.validate(min_mistakes=3, min_alternatives=2)
+from exercise_helpers import feedback
 
 
-def _feedback(check, fn) -> ExerciseFeedback:
-    with pytest.raises(ExerciseFeedback) as info:
-        check(fn)
-    return info.value
+
 
 
 # ------------------------------------------------------------------------------------------- FiLM
@@ -45,13 +34,13 @@ def test_film_correct_answers_written_differently_pass(capsys):
 
 def test_film_typical_wrong_answers_are_named():
     C = lambda h: h.shape[1]  # noqa: E731
-    fb = _feedback(ex_unet.check_film, lambda h, e: h * e[:, : C(h), None, None] + e[:, C(h):, None, None])
+    fb = feedback(ex_unet.check_film, lambda h, e: h * e[:, : C(h), None, None] + e[:, C(h):, None, None])
     assert fb.kind == "mistake" and "(1 + scale)" in str(fb)
-    fb = _feedback(ex_unet.check_film, lambda h, e: (h * (1 + e[:, : C(h), None, None]) + e[:, C(h):, None, None]).detach())
+    fb = feedback(ex_unet.check_film, lambda h, e: (h * (1 + e[:, : C(h), None, None]) + e[:, C(h):, None, None]).detach())
     assert fb.kind == "detached" and "autograd" in str(fb)
-    fb = _feedback(ex_unet.check_film, lambda h, e: h.float() * (1 + e[:, : C(h), None, None].float()) + e[:, C(h):, None, None].float())
+    fb = feedback(ex_unet.check_film, lambda h, e: h.float() * (1 + e[:, : C(h), None, None].float()) + e[:, C(h):, None, None].float())
     assert fb.kind == "dtype" and "float64" in str(fb)
-    fb = _feedback(ex_unet.check_film, lambda h, e: (h + e[:, C(h):, None, None]) * (1 + e[:, : C(h), None, None]))
+    fb = feedback(ex_unet.check_film, lambda h, e: (h + e[:, C(h):, None, None]) * (1 + e[:, : C(h), None, None]))
     assert fb.kind == "mistake" and "shift comes last" in str(fb)
 
 
@@ -82,15 +71,15 @@ def test_split_heads_typical_wrong_answers_are_named():
         flat = qkv.view(B, 3, heads, d, H, W).transpose(-1, -2).reshape(B, 3, heads, d, H * W).transpose(-1, -2)
         return flat[:, 0], flat[:, 1], flat[:, 2]
 
-    fb = _feedback(ex_unet.check_split_heads, column_major)
+    fb = feedback(ex_unet.check_split_heads, column_major)
     assert fb.kind == "mistake" and "row-major" in str(fb)
-    fb = _feedback(ex_unet.check_split_heads,
+    fb = feedback(ex_unet.check_split_heads,
                    lambda qkv, h: rearrange(qkv, "b (three h d) x y -> three b h (x y) d", three=3, h=h))
     assert fb.kind == "type" and "3 values" in str(fb)          # one stacked tensor, not the tuple (q, k, v)
-    fb = _feedback(ex_unet.check_split_heads,
+    fb = feedback(ex_unet.check_split_heads,
                    lambda qkv, h: tuple(t.detach() for t in rearrange(qkv, "b (three h d) x y -> three b h (x y) d", three=3, h=h)))
     assert fb.kind == "detached"
-    fb = _feedback(ex_unet.check_split_heads,
+    fb = feedback(ex_unet.check_split_heads,
                    lambda qkv, h: tuple(qkv.reshape(qkv.shape[0], 3, -1, h, qkv.shape[2] * qkv.shape[3])
                                         .permute(1, 0, 3, 4, 2)))
     assert fb.kind == "mistake" and "(three h d)" in str(fb)
@@ -117,16 +106,16 @@ def test_attend_correct_answers_written_differently_pass(capsys):
 
 def test_attend_typical_wrong_answers_are_named():
     d = lambda q: q.shape[-1]  # noqa: E731
-    fb = _feedback(ex_unet.check_attend, lambda q, k, v: torch.softmax(q @ k.mT / math.sqrt(d(q)), dim=2) @ v)
+    fb = feedback(ex_unet.check_attend, lambda q, k, v: torch.softmax(q @ k.mT / math.sqrt(d(q)), dim=2) @ v)
     assert fb.kind == "mistake" and "over the queries" in str(fb)
-    fb = _feedback(ex_unet.check_attend, lambda q, k, v: torch.softmax(q @ k.mT / q.shape[2] ** 0.5, dim=-1) @ v)
+    fb = feedback(ex_unet.check_attend, lambda q, k, v: torch.softmax(q @ k.mT / q.shape[2] ** 0.5, dim=-1) @ v)
     assert fb.kind == "mistake" and "number of positions" in str(fb)
 
     def naive(q, k, v):                                          # exp without subtracting the maximum
         e = torch.exp(q @ k.mT / math.sqrt(d(q)))
         return e / e.sum(-1, keepdim=True) @ v
 
-    fb = _feedback(ex_unet.check_attend, naive)
+    fb = feedback(ex_unet.check_attend, naive)
     assert fb.kind == "mistake" and "overflows" in str(fb) and "maximum" in str(fb)
 
     def through_numpy(q, k, v):
@@ -134,7 +123,7 @@ def test_attend_typical_wrong_answers_are_named():
         w = np.exp(s - s.max(-1, keepdims=True))
         return torch.from_numpy(w / w.sum(-1, keepdims=True)) @ v
 
-    fb = _feedback(ex_unet.check_attend, through_numpy)
+    fb = feedback(ex_unet.check_attend, through_numpy)
     assert fb.kind == "detached" and "`q`" in str(fb)            # v still carries a gradient, q does not
 
 
@@ -142,7 +131,7 @@ def test_unsolved_stub_is_reported():
     def stub(*args):
         raise NotImplementedError("not implemented yet — see exercise ex-unet-attention")
 
-    fb = _feedback(ex_unet.check_attend, stub)
+    fb = feedback(ex_unet.check_attend, stub)
     assert fb.kind == "not-implemented" and "ex-unet-attention" in str(fb)
 
 
