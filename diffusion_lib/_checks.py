@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from diffusion_lib.errors import InputTypeError, InputValueError
+from diffusion_lib.errors import InputTypeError, InputValueError, NonFiniteError
 
 __all__ = [
     "check_tensor",
@@ -24,6 +24,9 @@ __all__ = [
     "check_int",
     "check_timesteps",
     "check_same_device",
+    "check_finite",
+    "check_real",
+    "check_input_dtype",
 ]
 
 
@@ -181,3 +184,58 @@ def check_timesteps(
                 f"{name} must lie in {lo}..{T} ({note}), but got values from {t_min} to {t_max}"
             )
     return t_tensor
+
+
+def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Return ``x`` if every entry is finite; raise ``NonFiniteError`` naming ``name`` otherwise.
+
+    One reduction per call: use it once at a public boundary, not inside a loop.
+    """
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        n_bad = int((~torch.isfinite(x)).sum())
+        raise NonFiniteError(
+            f"{name} contains {n_bad} NaN or infinite value(s) out of {x.numel()}; every value must "
+            f"be finite, so find where the NaN or inf first appears (torch.isfinite({name}))"
+        )
+    return x
+
+
+def check_real(
+    value: Any,
+    name: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict: bool = False,
+) -> float:
+    """Return ``value`` as a finite ``float`` in ``[minimum, maximum]`` (open at ``minimum`` with ``strict``).
+
+    Accepts Python and NumPy numbers and 0-dim real tensors; refuses bools, NaN and infinity.
+    """
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_complex() and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"{name} must be a real number, but got {type(value).__name__} {value!r}")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InputValueError(f"{name} must be a finite number, but got {value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise InputValueError(f"{name} must be {'>' if strict else '>='} {minimum}, but got {value}")
+    if maximum is not None and value > maximum:
+        raise InputValueError(f"{name} must be <= {maximum}, but got {value}")
+    return value
+
+
+def check_input_dtype(x: torch.Tensor, dtype: torch.dtype, name: str, owner: str = "the model") -> None:
+    """Raise ``InputTypeError`` unless floating tensor ``x`` has ``dtype``, the dtype of ``owner``'s parameters.
+
+    The message names both fixes: convert the input (``x.float()`` / ``x.double()``) or the
+    model (``model.double()`` / ``model.float()``).
+    """
+    check_floating(x, name)
+    if x.dtype != dtype:
+        to_x = {torch.float32: "float()", torch.float64: "double()"}.get(dtype, f"to({dtype})")
+        to_model = {torch.float32: "float()", torch.float64: "double()"}.get(x.dtype, f"to({x.dtype})")
+        raise InputTypeError(
+            f"{name} has dtype {x.dtype} but {owner} has dtype {dtype}; convert the input with "
+            f"{name}.{to_x} or the model with model.{to_model}"
+        )

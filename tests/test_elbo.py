@@ -118,6 +118,6 @@ def test_input_checks(sched):
         elbo_denoising_terms(sched, den.mean, torch.zeros(3))
     with pytest.raises(ValueError, match="length T\\+1"):
         elbo_denoising_terms(sched, den.mean, torch.zeros(3, 2, dtype=DT), reverse_variance=torch.ones(5, dtype=DT))
-    with pytest.raises(ValueError, match="'x0', 'eps' or 'score'"):
+    with pytest.raises(ValueError, match="'x0', 'eps', 'score'"):
         kl_weights(sched, "v")
     assert default_reverse_variance(sched)[1] == sched.beta[1]

@@ -28,12 +28,14 @@ def test_every_citation_names_a_real_label_and_its_chapter_and_every_label_has_c
 def test_the_checker_catches_each_kind_of_mistake() -> None:
     labels = {"eq-a": "ch1", "eq-b": "ch2", "eq-c": "ch2"}
     citations = [("eq-a", "m.f", "ch1"), ("eq-x", "m.g", "ch1"), ("eq-b", "m.h", "ch1"), ("eq-b", "m.k", None)]
-    wrong = equation_index.problems(labels, citations)
+    wrong = equation_index.problems(labels, citations, no_code={})
     assert "m.g cites eq-x, which no chapter labels" in wrong
     assert "m.h cites eq-b as chapter ch1, but it is in ch2" in wrong
     assert any(w.startswith("m.k cites eq-b without the chapter") for w in wrong)
     assert "eq-c (ch2) has no code citing it and no reason in NO_CODE" in wrong
     assert len(wrong) == 4
+    assert equation_index.problems({"eq-c": "ch2"}, [], no_code={"eq-c": "why"}) == []
+    assert equation_index.problems({}, [], no_code={"eq-z": "why"}) == ["NO_CODE lists eq-z, which no chapter labels"]
 
 
 def test_citations_are_read_from_docstrings() -> None:

@@ -13,7 +13,6 @@ from diffusion_lib.eval.fid import (
     DigitClassifier,
     FrechetDigitDistance,
     classifier_accuracy,
-    extract_features,
     feature_statistics,
     frechet_distance,
     load_digit_classifier,
@@ -82,7 +81,7 @@ def shipped():
 def test_shipped_classifier_is_accurate(shipped):
     x, y = load_digits_split("test")
     assert classifier_accuracy(shipped, x, y) > 0.95
-    assert extract_features(shipped, x).shape == (447, 64)
+    assert FrechetDigitDistance(shipped).features(x).shape == (447, 64)
     assert shipped.metadata["seed"] == 0
 
 

@@ -104,7 +104,7 @@ def test_reparam_gradient_has_much_lower_variance():
 def test_gradient_samples_checks_f_output():
     with pytest.raises(ValueError, match="one value per sample"):
         gradient_samples(lambda z: z, torch.zeros(2), torch.zeros(2), 10)
-    with pytest.raises(ValueError, match="'reparam' or 'score'"):
+    with pytest.raises(ValueError, match="'reparam', 'score'"):
         gradient_samples(lambda z: z.sum(-1), torch.zeros(2), torch.zeros(2), 10, "pathwise")
 
 

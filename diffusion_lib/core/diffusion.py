@@ -166,6 +166,9 @@ class GaussianDiffusion:
 
         Returns ``(mean, variance, log_variance)``, each of x0's shape. t in 0..T (t = 0 gives
         mean x_0, variance 0, log-variance -inf).
+
+        Implements :eq:`eq-q-xt-x0` (chapter ``forward_process``).
+        Implements :eq:`eq-sohl-marginal` (chapter ``swiss_roll_2015``).
         """
         check_floating(x0, "x0")
         t = self._t(t, x0, allow_zero=True)
@@ -185,6 +188,8 @@ class GaussianDiffusion:
 
         ``x0``: (B, ...); ``t``: int or LongTensor (B,) in 0..T (t = 0 returns x_0);
         ``eps``: optional noise of x0's shape (drawn from N(0, I) with ``generator`` if omitted).
+
+        Implements :eq:`eq-q-sample` (chapter ``forward_process``).
         """
         check_floating(x0, "x0")
         t = self._t(t, x0, allow_zero=True)
@@ -203,6 +208,9 @@ class GaussianDiffusion:
         r"""One forward step x_t ~ q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I).
 
         x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) eps, with t in 1..T.
+
+        Implements :eq:`eq-forward-step-sample` (chapter ``forward_process``).
+        Implements :eq:`eq-sohl-forward` (chapter ``swiss_roll_2015``).
         """
         check_floating(x_prev, "x_prev")
         t = self._t(t, x_prev)
@@ -216,6 +224,8 @@ class GaussianDiffusion:
         r"""Invert x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps for x_0:
 
         x_0 = x_t / sqrt(abar_t) - sqrt(1/abar_t - 1) eps.   (t in 1..T)
+
+        Implements :eq:`eq-vdm-tweedie` (chapter ``vdm``).
         """
         check_floating(xt, "xt")
         check_floating(eps, "eps")
@@ -240,6 +250,8 @@ class GaussianDiffusion:
         r"""Score of q(x_t) from the optimal noise prediction (Tweedie / denoising score matching):
 
         grad_x log q(x_t) = -E[eps | x_t] / sqrt(1 - abar_t).   (t in 1..T)
+
+        Implements :eq:`eq-score-eps` (chapter ``score_2d``).
         """
         check_floating(eps, "eps")
         t = self._t(t, eps)
@@ -281,6 +293,9 @@ class GaussianDiffusion:
 
         Returns ``(posterior_mean, posterior_variance, posterior_log_variance_clipped)``, each of
         x0's shape. The log-variance at t = 1 is log tilde beta_2 (log 0 is -inf; DDPM's clip).
+
+        Implements :eq:`eq-vdm-posterior-moments` (chapter ``vdm``).
+        Implements :eq:`eq-sohl-posterior` (chapter ``swiss_roll_2015``).
         """
         mean = self.posterior_mean(x0, xt, t)
         t = self._t(t, xt)
@@ -373,6 +388,8 @@ class GaussianDiffusion:
         Returns a dict with "mean", "variance", "log_variance", "pred_x0", "pred_eps" (each of
         x_t's shape); "pred_eps" is the model output for an eps-model without clipping and is
         otherwise recomputed from pred_x0. t in 1..T.
+
+        Implements :eq:`eq-ddpm-mu-eps` (chapter ``ddpm_2d``).
         """
         check_floating(xt, "xt")
         t = self._t(t, xt)
@@ -519,6 +536,8 @@ class GaussianDiffusion:
         with t_prev = t - 1 gives sigma^2 = tilde beta_t, the DDPM posterior variance.
         Returns a dict with "sample", "pred_x0", "pred_eps", "mean" (x_prev without noise), "sigma"
         (shape (B, 1, ..., 1)).
+
+        Implements :eq:`eq-ddpm-ddim` (chapter ``ddpm_2d``).
         """
         check_floating(xt, "xt")
         t = self._t(t, xt)
@@ -611,7 +630,10 @@ class GaussianDiffusion:
 
     # ------------------------------------------------------------------ variational bound
     def prior_kl(self, x0: torch.Tensor) -> torch.Tensor:
-        r"""L_T = KL( q(x_T | x_0) || N(0, I) ) per example, in nats, summed over dimensions: (B,)."""
+        r"""L_T = KL( q(x_T | x_0) || N(0, I) ) per example, in nats, summed over dimensions: (B,).
+
+        Implements :eq:`eq-kl-standard` (chapter ``forward_process``).
+        """
         check_floating(x0, "x0")
         mean, _, log_variance = self.q_mean_variance(x0, self.T)
         return sum_flat(normal_kl(mean, log_variance, torch.zeros_like(mean), torch.zeros_like(mean)))
@@ -717,6 +739,8 @@ class GaussianDiffusion:
         * "bits_per_dim": (B,) total / (num_dims * ln 2).
 
         Costs T model calls; runs under torch.no_grad().
+
+        Implements :eq:`eq-ddpm-bound` (chapter ``ddpm_digits``).
         """
         check_floating(x0, "x0")
         B = x0.shape[0]
@@ -774,6 +798,9 @@ class GaussianDiffusion:
         w(t) = 1 / (T p(t)) of the bound term when ``t`` was drawn from a non-uniform p(t)
         (:func:`diffusion_lib.core.timesteps.sample_timesteps`); "loss" then uses w * "vb", which keeps
         the estimate of L_vlb unbiased ("vb" itself stays unweighted).
+
+        Implements :eq:`eq-ddpm-simple` (chapter ``ddpm_digits``).
+        Implements :eq:`eq-ddpm-hybrid` (chapter ``ddpm_digits``).
         """
         check_floating(x0, "x0")
         if x0.ndim == 0:

@@ -59,6 +59,8 @@ def normal_kl(
 
     All arguments broadcast against each other (log-variances may be floats); the result has
     the broadcast shape. Sum over the data dimensions yourself (e.g. :func:`sum_flat`).
+
+    Implements :eq:`eq-sohl-kl` (chapter ``swiss_roll_2015``).
     """
     check_floating(mean1, "mean1")
     check_floating(mean2, "mean2")
@@ -175,6 +177,8 @@ def simple_loss(
     * ``"l2"``: mean (pred - target)^2  (DDPM's L_simple when target = eps)
     * ``"l1"``: mean ``|pred - target|``
     * ``"huber"``: mean of ``d**2 / 2`` where ``|d| <= delta``, ``delta * (|d| - delta/2)`` elsewhere
+
+    Implements :eq:`eq-ddpm-simple` (chapter ``ddpm_digits``).
     """
     check_floating(pred, "pred")
     check_floating(target, "target")

@@ -65,6 +65,8 @@ def cosine_alpha_bar(t: torch.Tensor, T: int, s: float = 0.008) -> torch.Tensor:
     r"""Nichol & Dhariwal (2021) eq. 17: abar(t) = f(t) / f(0), f(t) = cos^2(((t/T) + s)/(1 + s) * pi/2).
 
     ``t`` may be any real tensor in [0, T]; the result has its shape and dtype (use float64).
+
+    Implements :eq:`eq-sched-cosine` (chapter ``noise_schedules``).
     """
     def f(u: torch.Tensor) -> torch.Tensor:
         return torch.cos((u / T + s) / (1 + s) * math.pi / 2) ** 2
@@ -87,6 +89,9 @@ def make_beta(name: str, T: int = 1000, **kwargs: Any) -> torch.Tensor:
     For the three linear-family schedules the defaults are ``beta_start = 1e-4 * 1000/T`` and
     ``beta_end = 0.02 * 1000/T`` (DDPM's values at T = 1000, scaled as in Nichol & Dhariwal so that
     shorter chains still reach noise); explicit keyword values are used unscaled.
+
+    Implements :eq:`eq-sched-linear-family` (chapter ``noise_schedules``).
+    Implements :eq:`eq-sched-cosine` (chapter ``noise_schedules``).
     """
     if not isinstance(name, str):
         raise TypeError(f"schedule name must be a str, one of {SCHEDULE_NAMES}, got {name!r}")
@@ -171,6 +176,10 @@ class NoiseSchedule:
         betas: 1-D tensor (or sequence) of beta_1..beta_T, each in the open interval (0, 1).
         name: optional label (set by :meth:`from_name`).
         dtype: storage dtype of the derived tensors (default float32; float64 for precise checks).
+
+    Implements :eq:`eq-alpha-bar` (chapter ``forward_process``).
+    Implements :eq:`eq-snr` (chapter ``forward_process``).
+    Implements :eq:`eq-forward-step` (chapter ``forward_process``).
     """
 
     _TENSOR_ATTRS: tuple[str, ...] = (

@@ -37,6 +37,8 @@ def timestep_probs(T: int, kind: str = "uniform", mix: float = 0.5) -> torch.Ten
 
     ``"uniform"``: p(t) = 1/T. ``"inverse_mix"``: p(t) = (1 - mix) / T + mix * (1/t) / H_T with
     H_T = sum_{s=1}^{T} 1/s, i.e. a fraction ``mix`` of the draws from p(t) proportional to 1/t.
+
+    Implements :eq:`eq-ddpm-inverse-mix` (chapter ``ddpm_digits``).
     """
     T = check_int(T, "T", minimum=1)
     check_choice(kind, TIMESTEP_SAMPLINGS, "kind")
@@ -106,6 +108,8 @@ def importance_bound(
     Returns a dict of float64 tensors: ``"total"`` (N,), ``"prior"`` (N,) L_T, and per draw
     ``"t"`` (K, N) the timesteps (LongTensor), ``"w"`` (K, N) their weights and ``"terms"``
     (K, N) the values L_{t-1}, so that ``total = prior + (T * w * terms).mean(0)``.
+
+    Implements :eq:`eq-ddpm-importance-bound` (chapter ``ddpm_digits``).
     """
     if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 2:
         raise TypeError("x0 must be a float tensor (N, ...) of images, e.g. load_digits_split('test')[0]")

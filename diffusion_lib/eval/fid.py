@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from diffusion_lib._checks import check_int, check_real
+from diffusion_lib.errors import InputTypeError, InputValueError
 from diffusion_lib.utils import checkpoint_dir
 
 __all__ = [
@@ -46,7 +48,6 @@ __all__ = [
     "save_digit_classifier",
     "load_digit_classifier",
     "classifier_accuracy",
-    "extract_features",
     "feature_statistics",
     "frechet_distance",
     "FrechetDigitDistance",
@@ -59,27 +60,39 @@ DEFAULT_CLASSIFIER_PATH: Path = checkpoint_dir() / "digit_classifier.pt"
 _FORMAT = "diffusion_lib.fid.DigitClassifier/1"
 
 
-def _check_images(images: torch.Tensor, name: str) -> torch.Tensor:
+#: Largest |pixel| accepted as "on the [-1, 1] scale": a sampler may overshoot a little (unclipped
+#: DDIM samples reach about 1.1), while pixel levels 0..16 or 0..255 are far beyond it.
+_MAX_ABS_PIXEL = 2.0
+
+
+def _check_images(images: torch.Tensor, name: str, minimum: int = 1) -> torch.Tensor:
+    """``images`` as ``(N, 1, 8, 8)`` (an ``(N, 8, 8)`` batch gains its channel), float, finite, on the [-1, 1] scale."""
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, 1, 8, 8), got {type(images).__name__}")
+        raise InputTypeError(f"{name} must be a torch.Tensor of shape (N, 1, 8, 8), got {type(images).__name__}")
     if images.ndim == 3 and tuple(images.shape[1:]) == (8, 8):
         images = images.unsqueeze(1)
     if images.ndim != 4 or tuple(images.shape[1:]) != (1, 8, 8):
-        raise ValueError(
+        raise InputValueError(
             f"{name} must be digit images of shape (N, 1, 8, 8) on the [-1, 1] scale, got shape "
             f"{tuple(images.shape)}"
         )
     if not images.is_floating_point():
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be a float tensor on the [-1, 1] scale, got dtype {images.dtype}; convert "
-            "pixel levels with diffusion_lib.data.levels_to_digits"
+            "pixel levels v in 0..16 with v / 8 - 1"
         )
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty: it needs at least one image")
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError(
+    if images.shape[0] < minimum:
+        raise InputValueError(f"{name} has {images.shape[0]} images, but at least {minimum} are needed")
+    if images.numel() and not bool(torch.isfinite(images).all()):
+        raise InputValueError(
             f"{name} contains NaN or infinite values; a sampler that diverged produces these - check "
             "the model and the sampler's settings"
+        )
+    if images.numel() and float(images.abs().max()) > _MAX_ABS_PIXEL:
+        raise InputValueError(
+            f"{name} has values up to {float(images.abs().max()):.3g}, which is not the [-1, 1] scale of the "
+            f"digits (|x| <= {_MAX_ABS_PIXEL:g} is accepted, for a sampler's overshoot); map pixel levels v "
+            "in 0..16 with v / 8 - 1, or 0..255 with v / 127.5 - 1"
         )
     return images
 
@@ -96,25 +109,41 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, num_classes: int = 10, feature_dim: int = FEATURE_DIM, dropout: float = 0.2) -> None:
         super().__init__()
-        if num_classes < 2 or feature_dim < 1:
-            raise ValueError(f"need num_classes >= 2 and feature_dim >= 1, got {num_classes}, {feature_dim}")
-        self.num_classes = int(num_classes)
-        self.feature_dim = int(feature_dim)
+        num_classes = check_int(num_classes, "num_classes", minimum=2)
+        feature_dim = check_int(feature_dim, "feature_dim", minimum=1)
+        dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0)
+        if dropout == 1.0:
+            raise InputValueError("dropout must be < 1 (with 1 every feature is dropped in training), got 1.0")
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
         self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
         self.conv2 = nn.Conv2d(16, 32, 3, stride=2, padding=1)
         self.fc = nn.Linear(32 * 4 * 4, feature_dim)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feature_dim, num_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate-layer features, shape (B, feature_dim)."""
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Shape and dtype check without a device sync: ``(B, 1, 8, 8)`` float, cast to the weights' dtype."""
+        if not isinstance(x, torch.Tensor):
+            raise InputTypeError(f"x must be a torch.Tensor of shape (B, 1, 8, 8), got {type(x).__name__}")
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 8, 8):
+            raise InputValueError(f"x must be digit images of shape (B, 1, 8, 8), got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise InputTypeError(f"x must be a float tensor on the [-1, 1] scale, got dtype {x.dtype}")
+        return x.to(self.fc.weight.dtype)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.conv1(x))
         h = F.relu(self.conv2(h))
         return F.relu(self.fc(h.flatten(1)))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate-layer features, shape (B, feature_dim), in the dtype of the weights."""
+        return self._features(self._prepare(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits, shape (B, num_classes)."""
-        return self.head(self.dropout(self.features(x)))
+        """Class logits, shape (B, num_classes), in the dtype of the weights (float32 or float64 input)."""
+        return self.head(self.dropout(self._features(self._prepare(x))))
 
 
 @dataclass
@@ -245,49 +274,97 @@ def load_digit_classifier(path: str | Path | None = None) -> DigitClassifier:
     return model
 
 
+def _check_batch_size(batch_size: int) -> int:
+    return check_int(batch_size, "batch_size", minimum=1)
+
+
 @torch.no_grad()
 def classifier_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> float:
-    """Fraction of ``images`` whose arg-max class equals ``labels`` (model in eval mode)."""
+    """Fraction of ``images`` whose arg-max class equals ``labels`` (model in eval mode).
+
+    Args:
+        model: a classifier returning logits ``(B, C)``, e.g. a :class:`DigitClassifier`.
+        images: ``(N, 1, 8, 8)`` float images on the [-1, 1] scale, N >= 1.
+        labels: ``(N,)`` integer classes in ``0..C-1``.
+    """
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(f"model must be a torch.nn.Module classifier (e.g. a DigitClassifier), got {type(model).__name__}")
     images = _check_images(images, "images")
-    if labels.shape[0] != images.shape[0]:
-        raise ValueError(f"images and labels disagree: {images.shape[0]} images but {labels.shape[0]} labels")
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise InputTypeError(
+            f"labels must be an integer tensor of classes (torch.long), got "
+            f"{labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__}"
+        )
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise InputValueError(
+            f"labels must have shape ({images.shape[0]},), one class per image, got shape {tuple(labels.shape)}"
+        )
+    batch_size = _check_batch_size(batch_size)
+    params = next(model.parameters(), None)
+    dtype = params.dtype if params is not None and params.is_floating_point() else torch.float32
     was_training = model.training
     model.eval()
     correct = 0
-    for i in range(0, images.shape[0], batch_size):
-        pred = model(images[i : i + batch_size].float()).argmax(1)
-        correct += int((pred == labels[i : i + batch_size]).sum())
-    model.train(was_training)
+    try:
+        for i in range(0, images.shape[0], batch_size):
+            logits = model(images[i : i + batch_size].to(dtype))
+            if i == 0:
+                if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+                    raise InputValueError(
+                        "model must return logits of shape (B, num_classes), got "
+                        f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}"
+                    )
+                lo, hi = int(labels.min()), int(labels.max())
+                if lo < 0 or hi >= logits.shape[1]:
+                    raise InputValueError(
+                        f"labels must lie in 0..{logits.shape[1] - 1} (the model has {logits.shape[1]} classes), "
+                        f"got values from {lo} to {hi}"
+                    )
+            correct += int((logits.argmax(1) == labels[i : i + batch_size]).sum())
+    finally:
+        model.train(was_training)
     return correct / images.shape[0]
 
 
 @torch.no_grad()
-def extract_features(model: DigitClassifier, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Penultimate-layer features of ``images``: a float64 tensor (N, feature_dim)."""
-    images = _check_images(images, "images")
-    if not hasattr(model, "features"):
-        raise TypeError("model must have a .features(x) method, e.g. a DigitClassifier")
+def _extract_features(model: DigitClassifier, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Penultimate-layer features of checked ``images``: a float64 tensor (N, feature_dim)."""
     was_training = model.training
     model.eval()
-    feats = [model.features(images[i : i + batch_size].float()) for i in range(0, images.shape[0], batch_size)]
-    model.train(was_training)
+    try:
+        feats = [model.features(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
     return torch.cat(feats).double()
+
+
+def _as_real_tensor(value: object, name: str) -> torch.Tensor:
+    """``value`` (tensor or array, real dtype) as a float64 tensor; a library error otherwise."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "fiu":
+            raise InputTypeError(f"{name} must hold real numbers, got a numpy array of dtype {value.dtype}")
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    if not isinstance(value, torch.Tensor):
+        raise InputTypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    if value.dtype == torch.bool or value.is_complex():
+        raise InputTypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+    return value.detach().cpu().double()
 
 
 def feature_statistics(features: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (d,) and unbiased covariance (d, d) of feature vectors (N, d), in float64.
 
-    mu = (1/N) sum_i f_i,  S = 1/(N-1) sum_i (f_i - mu)(f_i - mu)^T.  Needs N >= 2.
+    mu = (1/N) sum_i f_i,  S = 1/(N-1) sum_i (f_i - mu)(f_i - mu)^T.  Needs N >= 2 finite rows.
     """
-    if isinstance(features, np.ndarray):
-        features = torch.from_numpy(features)
-    if not isinstance(features, torch.Tensor):
-        raise TypeError(f"features must be a tensor of shape (N, d), got {type(features).__name__}")
-    if features.ndim != 2:
-        raise ValueError(f"features must have shape (N, d) (one row per image), got {tuple(features.shape)}")
-    if features.shape[0] < 2:
-        raise ValueError(f"a covariance needs at least 2 feature vectors, got {features.shape[0]}")
-    f = features.double()
+    f = _as_real_tensor(features, "features")
+    if f.ndim != 2 or f.shape[1] < 1:
+        raise InputValueError(
+            f"features must have shape (N, d) with d >= 1 (one row per image), got {tuple(f.shape)}"
+        )
+    if f.shape[0] < 2:
+        raise InputValueError(f"a covariance needs at least 2 feature vectors, got {f.shape[0]}")
+    if not bool(torch.isfinite(f).all()):
+        raise InputValueError("features contain NaN or infinite values; check the images they were computed from")
     mu = f.mean(0)
     centred = f - mu
     sigma = centred.T @ centred / (f.shape[0] - 1)
@@ -300,6 +377,25 @@ def _sym_sqrt(m: torch.Tensor) -> torch.Tensor:
     return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
 
 
+def _check_covariance(sigma: torch.Tensor, name: str, d: int, tol: float) -> None:
+    """Refuse a matrix that is not a (d, d) symmetric positive semi-definite covariance, up to round-off ``tol``."""
+    if tuple(sigma.shape) != (d, d):
+        raise InputValueError(f"{name} must be a ({d}, {d}) covariance matrix to match the means, got {tuple(sigma.shape)}")
+    scale = max(float(sigma.abs().max()), 1e-300)
+    asym = float((sigma - sigma.T).abs().max())
+    if asym > tol * scale:
+        raise InputValueError(
+            f"{name} is not symmetric (largest |S - S^T| = {asym:.3g}, relative {asym / scale:.2g}); a covariance "
+            "is symmetric: compute it with feature_statistics"
+        )
+    low = float(torch.linalg.eigvalsh(0.5 * (sigma + sigma.T))[0])
+    if low < -tol * scale:
+        raise InputValueError(
+            f"{name} is not positive semi-definite (smallest eigenvalue {low:.3g}, beyond the round-off "
+            f"tolerance {tol * scale:.2g}); a covariance has no negative eigenvalue: compute it with feature_statistics"
+        )
+
+
 def frechet_distance(
     mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor
 ) -> float:
@@ -310,26 +406,42 @@ def frechet_distance(
     The trace term uses the symmetric form (its eigenvalues equal those of sigma1 sigma2), computed
     in float64 with symmetric eigendecompositions, so there is no complex round-off to discard.
     Returns a Python float >= 0 (tiny negative round-off is clipped to 0).
+
+    Means are vectors of one length d >= 1 and covariances ``(d, d)`` matrices (tensors or arrays,
+    float32 or float64); a covariance must be symmetric and positive semi-definite up to the
+    round-off of its dtype (relative tolerance sqrt(machine epsilon)), and every entry finite.
     """
-    tensors = []
-    for name, v in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(v)
-        if not isinstance(v, torch.Tensor):
-            raise TypeError(f"{name} must be a tensor, got {type(v).__name__}")
-        tensors.append(v.double())
-    mu1, sigma1, mu2, sigma2 = tensors
-    d = mu1.shape[0] if mu1.ndim == 1 else -1
-    if mu1.ndim != 1 or mu2.shape != mu1.shape:
-        raise ValueError(f"mu1 and mu2 must be vectors of the same length, got {tuple(mu1.shape)} and {tuple(mu2.shape)}")
-    for name, s in (("sigma1", sigma1), ("sigma2", sigma2)):
-        if s.shape != (d, d):
-            raise ValueError(f"{name} must be a ({d}, {d}) covariance matrix to match the means, got {tuple(s.shape)}")
+    raw = {"mu1": mu1, "sigma1": sigma1, "mu2": mu2, "sigma2": sigma2}
+    tols = {}
+    tensors = {}
+    for name, v in raw.items():
+        t = _as_real_tensor(v, name)
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            eps = torch.finfo(v.dtype).eps
+        elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            eps = float(np.finfo(v.dtype).eps)
+        else:
+            eps = torch.finfo(torch.float64).eps
+        tols[name] = math.sqrt(eps)
+        if not bool(torch.isfinite(t).all()):
+            raise InputValueError(f"{name} contains NaN or infinite values; compute it with feature_statistics from finite features")
+        tensors[name] = t
+    mu1, sigma1, mu2, sigma2 = (tensors[k] for k in ("mu1", "sigma1", "mu2", "sigma2"))
+    if mu1.ndim != 1 or mu1.shape[0] < 1 or mu2.shape != mu1.shape:
+        raise InputValueError(
+            f"mu1 and mu2 must be vectors of the same length d >= 1, got {tuple(mu1.shape)} and {tuple(mu2.shape)}"
+        )
+    d = mu1.shape[0]
+    _check_covariance(sigma1, "sigma1", d, tols["sigma1"])
+    _check_covariance(sigma2, "sigma2", d, tols["sigma2"])
     root1 = _sym_sqrt(sigma1)
     cross = root1 @ sigma2 @ root1
     vals = torch.linalg.eigvalsh(0.5 * (cross + cross.T)).clamp(min=0)
     value = float(((mu1 - mu2) ** 2).sum() + torch.trace(sigma1) + torch.trace(sigma2) - 2 * vals.sqrt().sum())
     return max(value, 0.0)
+
+
+Statistics = tuple[torch.Tensor, torch.Tensor]
 
 
 class FrechetDigitDistance:
@@ -339,37 +451,49 @@ class FrechetDigitDistance:
     returns d^2 between the two sets (see :func:`frechet_distance`). Reference statistics can be
     cached: ``ref = fd.statistics(test_images)`` then ``fd(samples, ref)``.
 
+    Before the features are extracted, every image is clipped to [-1, 1] and rounded to the
+    data's 17 pixel levels, as a sampler's output would be stored as an image (the real digits
+    are unchanged by it).
+
     Args:
         classifier: a trained :class:`DigitClassifier`; by default :func:`load_digit_classifier`.
-        quantize: round images to the data's 17 pixel levels (after clipping to [-1, 1]) before
-            extracting features, as a sampler's output would be stored as an image. The real
-            digits are unchanged by it.
 
     The distance depends on the number of images (the covariance estimate is noisy): compare
     only numbers computed with the same set sizes, and report the real-vs-real floor next to them.
     """
 
-    def __init__(self, classifier: DigitClassifier | None = None, quantize: bool = True) -> None:
+    def __init__(self, classifier: DigitClassifier | None = None) -> None:
+        if classifier is not None and not isinstance(classifier, DigitClassifier):
+            raise InputTypeError(
+                f"classifier must be a DigitClassifier (or None for the shipped one), got {type(classifier).__name__}"
+            )
         self.classifier = classifier if classifier is not None else load_digit_classifier()
         self.classifier.eval()
-        self.quantize = bool(quantize)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Features (N, feature_dim), float64, of ``images`` (N, 1, 8, 8) on the [-1, 1] scale, after quantizing."""
+        from diffusion_lib.data import quantize_digits
+
         images = _check_images(images, "images")
-        if self.quantize:
-            from diffusion_lib.data import quantize_digits
+        return _extract_features(self.classifier, quantize_digits(images))
 
-            images = quantize_digits(images)
-        return extract_features(self.classifier, images)
+    def statistics(self, images: torch.Tensor) -> Statistics:
+        """(mu, sigma) of the features of ``images`` (at least 2 images)."""
+        return feature_statistics(self.features(_check_images(images, "images", minimum=2)))
 
-    def statistics(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, sigma) of the features of ``images``."""
-        return feature_statistics(self.features(images))
+    def _as_statistics(self, value: torch.Tensor | Statistics, name: str) -> Statistics:
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                raise InputValueError(
+                    f"{name} must be images (N, 1, 8, 8) or a pair (mu, sigma) from fd.statistics, got a tuple of {len(value)}"
+                )
+            return value
+        return self.statistics(value)
 
     def floor(
         self,
         n: int,
-        reference: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        reference: torch.Tensor | Statistics,
         real: torch.Tensor | None = None,
         repeats: int = 5,
         seed: int = 0,
@@ -385,19 +509,19 @@ class FrechetDigitDistance:
             from diffusion_lib.data import load_digits_split
 
             real = load_digits_split("train")[0]
+        real = _check_images(real, "real", minimum=2)
+        n = check_int(n, "n")
         if not 2 <= n <= real.shape[0]:
-            raise ValueError(f"n must lie between 2 and the number of real images ({real.shape[0]}), got {n}")
-        ref = reference if isinstance(reference, tuple) else self.statistics(reference)
+            raise InputValueError(f"n must lie between 2 and the number of real images ({real.shape[0]}), got {n}")
+        repeats = check_int(repeats, "repeats", minimum=1)
+        seed = check_int(seed, "seed", minimum=0)
+        ref = self._as_statistics(reference, "reference")
         g = torch.Generator().manual_seed(seed)
         values = torch.tensor([self(real[torch.randperm(real.shape[0], generator=g)[:n]], ref) for _ in range(repeats)])
         return float(values.mean()), float(values.std()) if repeats > 1 else 0.0
 
-    def __call__(
-        self,
-        images: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-        reference: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
-    ) -> float:
-        """d^2 between two image sets (each an (N, 1, 8, 8) tensor or precomputed (mu, sigma))."""
-        s1 = images if isinstance(images, tuple) else self.statistics(images)
-        s2 = reference if isinstance(reference, tuple) else self.statistics(reference)
+    def __call__(self, images: torch.Tensor | Statistics, reference: torch.Tensor | Statistics) -> float:
+        """d^2 between two image sets (each an (N, 1, 8, 8) tensor with N >= 2, or precomputed (mu, sigma))."""
+        s1 = self._as_statistics(images, "images")
+        s2 = self._as_statistics(reference, "reference")
         return frechet_distance(s1[0], s1[1], s2[0], s2[1])

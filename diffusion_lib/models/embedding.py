@@ -34,6 +34,9 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0
 
     Returns:
         float32 tensor of shape ``(B, dim)``.
+
+    Implements :eq:`eq-unet-sinusoidal` (chapter ``unet``).
+    Implements :eq:`eq-ddpm-embedding` (chapter ``ddpm_2d``).
     """
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")

@@ -142,6 +142,8 @@ class ResnetBlock(nn.Module):
     second normalisation as ``h (1 + s) + b`` (``time_conditioning="scale_shift"``, FiLM), or
     projected to ``b`` alone and added (``"add"``, the original DDPM). ``W_skip`` is a 1x1
     convolution when the channel count changes, the identity otherwise.
+
+    Implements :eq:`eq-unet-film` (chapter ``unet``).
     """
 
     def __init__(
@@ -217,6 +219,8 @@ class Attention(nn.Module):
     With ``q, k, v`` the 1x1-convolution projections of the normalised input, per head
     ``out = softmax(q k^T / sqrt(d)) v``: every position looks at every other, O((HW)^2) time.
     No position encoding: on its own, attention treats the pixels as a set.
+
+    Implements :eq:`eq-unet-full-attn` (chapter ``unet``).
     """
 
     def __init__(self, channels: int, heads: int = 4, dim_head: int = 16, groups: int = 8) -> None:
@@ -244,6 +248,8 @@ class LinearAttention(nn.Module):
     positions, ``out_i = sum_j (q_i . k_j) v_j = q_i (K^T V)``: computing the d x d matrix
     ``K^T V`` first costs O(n d^2) instead of O(n^2 d). The output passes through a 1x1 conv and a
     GroupNorm, and is added to the input.
+
+    Implements :eq:`eq-unet-linear-attn` (chapter ``unet``).
     """
 
     def __init__(self, channels: int, heads: int = 4, dim_head: int = 16, groups: int = 8) -> None:

@@ -24,7 +24,6 @@ from diffusion_lib.topics.sohl2015 import (
     Sohl2015Diffusion,
 )
 from diffusion_lib.topics.vae import (
-    LOG_2PI,
     mvn_log_prob,
     kl_mvn,
     kl_diag_gaussians,
@@ -59,7 +58,6 @@ __all__ = [
     "annealed_langevin",
     "annealed_step_sizes",
     "Sohl2015Diffusion",
-    "LOG_2PI",
     "mvn_log_prob",
     "kl_mvn",
     "kl_diag_gaussians",

@@ -18,18 +18,35 @@ and ELBO = reconstruction + consistency + prior matching <= log p(x), with equal
 q(z1, z2 | x) = p(z1, z2 | x). Because every density is Gaussian and every mean is linear, each
 term has a closed form (expectations of quadratic forms) and the gap log p(x) - ELBO equals
 KL(q(z1, z2 | x) || p(z1, z2 | x)) exactly; ``LinearGaussianHVAE`` computes them all.
+The model, the encoder and the data of one call must share one dtype (float64 for tight checks).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from diffusion_lib.topics.vae import LOG_2PI, kl_mvn, mvn_log_prob
+from diffusion_lib._checks import check_finite, check_floating, check_input_dtype, check_int, check_real
+from diffusion_lib.errors import InputTypeError, InputValueError
+from diffusion_lib.topics.vae import _check_cov, kl_mvn, mvn_log_prob
 
 __all__ = ["LinearGaussianHVAE", "MarkovEncoder", "gaussian_condition", "fit_encoder"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _check_matrix(x: Any, name: str, shape: tuple[int, ...] | None = None, ndim: int | None = None) -> torch.Tensor:
+    check_floating(x, name)
+    if shape is not None and tuple(x.shape) != shape:
+        raise InputValueError(f"{name} must have shape {shape}, but got {tuple(x.shape)}")
+    if ndim is not None and x.ndim != ndim:
+        raise InputValueError(f"{name} must be a {ndim}-D tensor, but got shape {tuple(x.shape)}")
+    if any(s < 1 for s in x.shape):
+        raise InputValueError(f"{name} must have every size >= 1, but got shape {tuple(x.shape)}")
+    return check_finite(x, name)
 
 
 def gaussian_condition(
@@ -38,16 +55,32 @@ def gaussian_condition(
     """Condition a joint Gaussian N(mean, cov) on the coordinates ``obs_idx`` taking the values ``x_obs``.
 
     With u = (h, o): p(h | o) = N(m_h + S_ho S_oo^{-1} (o - m_o), S_hh - S_ho S_oo^{-1} S_oh).
-    ``x_obs`` is ``(N, len(obs_idx))``; returns (means (N, H), covariance (H, H)) in the order of the
-    remaining coordinates.
+    ``mean`` is ``(n,)``, ``cov`` ``(n, n)`` symmetric positive definite, ``obs_idx`` distinct
+    indices (at least one, and at least one coordinate left hidden), ``x_obs`` is
+    ``(N, len(obs_idx))``; returns (means (N, H), covariance (H, H)) in the order of the remaining
+    coordinates.
     """
+    _check_matrix(mean, "mean", ndim=1)
     n = mean.shape[0]
-    obs = list(obs_idx)
-    if len(set(obs)) != len(obs) or not all(0 <= i < n for i in obs):
-        raise ValueError(f"obs_idx must be distinct indices in 0..{n - 1}, got {obs_idx}")
+    _check_cov(cov, "cov", n)
+    if cov.ndim != 2:
+        raise InputValueError(f"cov must be one ({n}, {n}) matrix, but got shape {tuple(cov.shape)}")
+    if isinstance(obs_idx, (str, bytes)) or not hasattr(obs_idx, "__iter__"):
+        raise InputTypeError(f"obs_idx must be a list of ints (the observed coordinates), got {type(obs_idx).__name__}")
+    obs = [check_int(i, "each entry of obs_idx") for i in obs_idx]
+    if len(set(obs)) != len(obs) or not all(0 <= i < n for i in obs) or not 1 <= len(obs) < n:
+        raise InputValueError(
+            f"obs_idx must be distinct indices in 0..{n - 1}, at least one and fewer than {n}, got {obs_idx}"
+        )
     hid = [i for i in range(n) if i not in obs]
-    if x_obs.shape[-1] != len(obs):
-        raise ValueError(f"x_obs must have last dimension {len(obs)} (one value per observed index), got {tuple(x_obs.shape)}")
+    check_floating(x_obs, "x_obs")
+    if x_obs.ndim != 2 or x_obs.shape[-1] != len(obs):
+        raise InputValueError(
+            f"x_obs must have shape (N, {len(obs)}) (one value per observed index), got {tuple(x_obs.shape)}"
+        )
+    check_finite(x_obs, "x_obs")
+    check_input_dtype(x_obs, mean.dtype, "x_obs", "mean")
+    check_input_dtype(cov, mean.dtype, "cov", "mean")
     s_hh = cov[hid][:, hid]
     s_ho = cov[hid][:, obs]
     s_oo = cov[obs][:, obs]
@@ -62,12 +95,19 @@ class MarkovEncoder(nn.Module):
 
     L1 and L2 are lower-triangular with a positive diagonal (softplus), so the covariances stay
     positive definite during gradient ascent on the ELBO.
+
+    Implements :eq:`eq-hvae-linear` (chapter ``hvae``).
     """
 
     def __init__(self, d: int, k1: int, k2: int, dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None) -> None:
         super().__init__()
+        d, k1, k2 = (check_int(v, n, minimum=1) for v, n in ((d, "d"), (k1, "k1"), (k2, "k2")))
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise InputTypeError(f"dtype must be a floating torch dtype (torch.float64 or torch.float32), got {dtype!r}")
+
         def rnd(*shape: int) -> nn.Parameter:
             return nn.Parameter(0.1 * torch.randn(shape, generator=generator, dtype=dtype))
+
         self.C, self.c, self.E, self.e = rnd(k1, d), rnd(k1), rnd(k2, k1), rnd(k2)
         self._l1 = nn.Parameter(torch.zeros(k1, k1, dtype=dtype))
         self._l2 = nn.Parameter(torch.zeros(k2, k2, dtype=dtype))
@@ -89,32 +129,78 @@ class MarkovEncoder(nn.Module):
     @classmethod
     def from_matrices(cls, C: torch.Tensor, c: torch.Tensor, S1: torch.Tensor, E: torch.Tensor, e: torch.Tensor, S2: torch.Tensor) -> "MarkovEncoder":
         """Build an encoder with given matrices (e.g. the exact posterior factors)."""
-        enc = cls(C.shape[1], C.shape[0], E.shape[0], dtype=C.dtype)
+        _check_matrix(C, "C", ndim=2)
+        k1, d = C.shape
+        _check_matrix(E, "E", ndim=2)
+        k2 = E.shape[0]
+        _check_matrix(E, "E", shape=(k2, k1))
+        _check_matrix(c, "c", shape=(k1,))
+        _check_matrix(e, "e", shape=(k2,))
+        chols = (_check_cov(S1, "S1", k1), _check_cov(S2, "S2", k2))
+        for name, m in (("c", c), ("S1", S1), ("E", E), ("e", e), ("S2", S2)):
+            check_input_dtype(m, C.dtype, name, "C")
+            if m.ndim > 2:
+                raise InputValueError(f"{name} must not be batched, but got shape {tuple(m.shape)}")
+        enc = cls(d, k1, k2, dtype=C.dtype)
         with torch.no_grad():
             enc.C.copy_(C); enc.c.copy_(c); enc.E.copy_(E); enc.e.copy_(e)
-            for raw, S in ((enc._l1, S1), (enc._l2, S2)):
-                L = torch.linalg.cholesky(S)
-                d = torch.diagonal(L) - 1e-6
-                raw.copy_(torch.tril(L, -1) + torch.diag(d + torch.log(-torch.expm1(-d))))  # softplus^{-1}
+            for raw, L in zip((enc._l1, enc._l2), chols):
+                dg = (torch.diagonal(L) - 1e-6).clamp_min(1e-12)
+                raw.copy_(torch.tril(L, -1) + torch.diag(dg + torch.log(-torch.expm1(-dg))))  # softplus^{-1}
         return enc
 
 
 class LinearGaussianHVAE:
     """The two-level linear-Gaussian hierarchical VAE of the module docstring (generative part fixed).
 
-    Args: A (k1, k2), a (k1,), s1 > 0, B (d, k1), b (d,), s0 > 0. Use float64 for tight checks.
+    Args: A (k1, k2), a (k1,), s1 > 0, B (d, k1), b (d,), s0 > 0, all tensors of one dtype. Use
+    float64 for tight checks.
+
+    Implements :eq:`eq-hvae-linear` (chapter ``hvae``).
+    Implements :eq:`eq-hvae-model` (chapter ``hvae``).
     """
 
     def __init__(self, A: torch.Tensor, a: torch.Tensor, s1: float, B: torch.Tensor, b: torch.Tensor, s0: float) -> None:
+        for name, m in (("A", A), ("B", B)):
+            check_floating(m, name)
         if A.ndim != 2 or B.ndim != 2 or B.shape[1] != A.shape[0]:
-            raise ValueError(f"need A of shape (k1, k2) and B of shape (d, k1); got A {tuple(A.shape)} and B {tuple(B.shape)}")
+            raise InputValueError(f"need A of shape (k1, k2) and B of shape (d, k1); got A {tuple(A.shape)} and B {tuple(B.shape)}")
+        _check_matrix(A, "A")
+        _check_matrix(B, "B")
+        check_floating(a, "a")
+        check_floating(b, "b")
         if a.shape != (A.shape[0],) or b.shape != (B.shape[0],):
-            raise ValueError(f"a must have shape ({A.shape[0]},) and b shape ({B.shape[0]},); got {tuple(a.shape)}, {tuple(b.shape)}")
-        if not (s1 > 0 and s0 > 0):
-            raise ValueError(f"the noise variances s1 and s0 must be > 0, got s1={s1}, s0={s0}")
+            raise InputValueError(f"a must have shape ({A.shape[0]},) and b shape ({B.shape[0]},); got {tuple(a.shape)}, {tuple(b.shape)}")
+        for name, m in (("a", a), ("B", B), ("b", b)):
+            check_finite(m, name)
+            check_input_dtype(m, A.dtype, name, "A")
+        for name, v in (("s1", s1), ("s0", s0)):
+            try:
+                check_real(v, name, minimum=0.0, strict=True)
+            except InputValueError as err:
+                raise InputValueError(f"the noise variances s1 and s0 must be finite and > 0: {err}") from None
         self.A, self.a, self.s1, self.B, self.b, self.s0 = A, a, float(s1), B, b, float(s0)
         self.k1, self.k2 = A.shape
         self.d = B.shape[0]
+
+    def _check_x(self, x: Any) -> torch.Tensor:
+        check_floating(x, "x")
+        if x.ndim != 2 or x.shape[1] != self.d:
+            raise InputValueError(f"x must have shape (N, {self.d}), got {tuple(x.shape)}")
+        check_input_dtype(x, self.A.dtype, "x", "this HVAE (its A)")
+        return check_finite(x, "x")
+
+    def _check_enc(self, enc: Any) -> MarkovEncoder:
+        if not isinstance(enc, MarkovEncoder):
+            raise InputTypeError(f"enc must be a MarkovEncoder, got {type(enc).__name__}")
+        if tuple(enc.C.shape) != (self.k1, self.d) or tuple(enc.E.shape) != (self.k2, self.k1):
+            raise InputValueError(
+                f"enc has C {tuple(enc.C.shape)} and E {tuple(enc.E.shape)}, but this HVAE needs C "
+                f"({self.k1}, {self.d}) and E ({self.k2}, {self.k1}); build it with MarkovEncoder(d={self.d}, "
+                f"k1={self.k1}, k2={self.k2})"
+            )
+        check_input_dtype(enc.C, self.A.dtype, "enc", "this HVAE (its A)")
+        return enc
 
     # ---- the exact generative quantities ------------------------------------------------
     def joint_mean_cov(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,16 +218,18 @@ class LinearGaussianHVAE:
         )
         m1 = self.a
         mean = torch.cat([m1, torch.zeros(self.k2, dtype=A.dtype), B @ m1 + self.b])
-        return mean, cov
+        return mean, 0.5 * (cov + cov.T)
 
     def log_evidence(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x) = log N(x; B a + b, B (A A^T + s1 I) B^T + s0 I), one value per row."""
+        x = self._check_x(x)
         mean, cov = self.joint_mean_cov()
         o = slice(self.k1 + self.k2, None)
         return mvn_log_prob(x, mean[o], cov[o, o])
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact p(z1, z2 | x) as (means (N, k1 + k2) ordered (z1, z2), covariance)."""
+        x = self._check_x(x)
         mean, cov = self.joint_mean_cov()
         obs = list(range(self.k1 + self.k2, self.k1 + self.k2 + self.d))
         return gaussian_condition(mean, cov, obs, x)
@@ -150,6 +238,8 @@ class LinearGaussianHVAE:
         """The Markovian encoder equal to the true posterior: q(z1|x) = p(z1|x), q(z2|z1) = p(z2|z1).
 
         It is exact because z2 is independent of x given z1 under p, so p(z2 | z1, x) = p(z2 | z1).
+
+        Implements :eq:`eq-hvae-markov-post` (chapter ``hvae``).
         """
         mean, cov = self.joint_mean_cov()
         k1, k2 = self.k1, self.k2
@@ -172,19 +262,35 @@ class LinearGaussianHVAE:
     # ---- the encoder's joint q(z1, z2 | x) ------------------------------------------------
     @staticmethod
     def q_joint(enc: MarkovEncoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z1, z2 | x) as (means (N, k1 + k2), covariance): m2 = E m1 + e, Cov = [[S1, S1 E^T], [E S1, E S1 E^T + S2]]."""
+        """q(z1, z2 | x) as (means (N, k1 + k2), covariance): m2 = E m1 + e, Cov = [[S1, S1 E^T], [E S1, E S1 E^T + S2]].
+
+        Implements :eq:`eq-hvae-model` (chapter ``hvae``).
+        """
+        if not isinstance(enc, MarkovEncoder):
+            raise InputTypeError(f"enc must be a MarkovEncoder, got {type(enc).__name__}")
+        check_floating(x, "x")
+        d = enc.C.shape[1]
+        if x.ndim != 2 or x.shape[1] != d:
+            raise InputValueError(f"x must have shape (N, {d}) to match the encoder, got {tuple(x.shape)}")
+        check_input_dtype(x, enc.C.dtype, "x", "the encoder")
+        check_finite(x, "x")
         S1, S2 = enc.S1, enc.S2
         m1 = x @ enc.C.T + enc.c
         m2 = m1 @ enc.E.T + enc.e
         top = torch.cat([S1, S1 @ enc.E.T], 1)
         bot = torch.cat([enc.E @ S1, enc.E @ S1 @ enc.E.T + S2], 1)
-        return torch.cat([m1, m2], -1), torch.cat([top, bot], 0)
+        cov = torch.cat([top, bot], 0)
+        return torch.cat([m1, m2], -1), 0.5 * (cov + cov.T)
 
     # ---- the ELBO and its terms -------------------------------------------------------------
     def elbo_terms(self, x: torch.Tensor, enc: MarkovEncoder) -> dict[str, torch.Tensor]:
-        """Closed-form reconstruction, consistency and prior-matching terms and their sum ``elbo`` (each (N,))."""
-        if x.ndim != 2 or x.shape[1] != self.d:
-            raise ValueError(f"x must have shape (N, {self.d}), got {tuple(x.shape)}")
+        """Closed-form reconstruction, consistency and prior-matching terms and their sum ``elbo`` (each (N,)).
+
+        Implements :eq:`eq-hvae-terms` (chapter ``hvae``).
+        Implements :eq:`eq-hvae-quadratic` (chapter ``hvae``).
+        """
+        x = self._check_x(x)
+        enc = self._check_enc(enc)
         k1 = self.k1
         mean, cov = self.q_joint(enc, x)
         m1, m2 = mean[:, :k1], mean[:, k1:]
@@ -197,7 +303,7 @@ class LinearGaussianHVAE:
         res = m1 - m2 @ self.A.T - self.a
         e_sq = (res**2).sum(-1) + torch.trace(L @ cov @ L.T)
         exp_log_p = -0.5 * k1 * math.log(2 * math.pi * self.s1) - e_sq / (2 * self.s1)
-        entropy1 = 0.5 * k1 * (LOG_2PI + 1.0) + 0.5 * torch.logdet(S1)
+        entropy1 = 0.5 * k1 * (_LOG_2PI + 1.0) + 0.5 * torch.logdet(S1)
         consistency = exp_log_p + entropy1
         # prior matching: -E_{q(z1|x)} KL(N(E z1 + e, S2) || N(0, I))
         e_m2 = (m2**2).sum(-1) + torch.trace(enc.E @ S1 @ enc.E.T)
@@ -206,7 +312,13 @@ class LinearGaussianHVAE:
         return {"reconstruction": recon, "consistency": consistency, "prior_matching": prior, "elbo": recon + consistency + prior}
 
     def elbo_terms_mc(self, x: torch.Tensor, enc: MarkovEncoder, n_samples: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Single-sample values of the three terms (the log-ratios inside each expectation), shape (n_samples, N) each."""
+        """Single-sample values of the three terms (the log-ratios inside each expectation), shape (n_samples, N) each.
+
+        Implements :eq:`eq-hvae-terms` (chapter ``hvae``).
+        """
+        x = self._check_x(x)
+        enc = self._check_enc(enc)
+        n_samples = check_int(n_samples, "n_samples", minimum=1)
         with torch.no_grad():
             S1, S2 = enc.S1, enc.S2
             m1 = x @ enc.C.T + enc.c
@@ -222,7 +334,12 @@ class LinearGaussianHVAE:
         return {"reconstruction": recon, "consistency": consistency, "prior_matching": prior, "elbo": recon + consistency + prior}
 
     def gap(self, x: torch.Tensor, enc: MarkovEncoder) -> torch.Tensor:
-        """KL(q(z1, z2 | x) || p(z1, z2 | x)), which must equal log p(x) - ELBO."""
+        """KL(q(z1, z2 | x) || p(z1, z2 | x)), which must equal log p(x) - ELBO.
+
+        Implements :eq:`eq-hvae-elbo` (chapter ``hvae``).
+        """
+        x = self._check_x(x)
+        enc = self._check_enc(enc)
         mq, cq = self.q_joint(enc, x)
         mp, cp = self.posterior(x)
         return kl_mvn(mq, cq, mp, cp)

@@ -54,6 +54,8 @@ def tweedie_x0(x: torch.Tensor, score: torch.Tensor, alpha_bar_t: torch.Tensor |
     E[x_0 | x_t = x] = (x + (1 - abar_t) grad log q_t(x)) / sqrt(abar_t).
 
     ``alpha_bar_t`` is a float or a tensor broadcastable to ``x`` (e.g. shape ``(B, 1)``).
+
+    Implements :eq:`eq-score-tweedie` (chapter ``score_2d``).
     """
     if not isinstance(x, torch.Tensor) or not isinstance(score, torch.Tensor):
         raise TypeError("x and score must be torch.Tensors")
@@ -72,7 +74,10 @@ def langevin_dynamics(
     n_steps: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    r"""Unadjusted Langevin dynamics ``x <- x + (a/2) score(x) + sqrt(a) z`` for ``n_steps`` steps."""
+    r"""Unadjusted Langevin dynamics ``x <- x + (a/2) score(x) + sqrt(a) z`` for ``n_steps`` steps.
+
+    Implements :eq:`eq-score-langevin` (chapter ``score_2d``).
+    """
     if not step_size > 0:
         raise ValueError(f"step_size must be positive, got {step_size}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:

@@ -86,6 +86,9 @@ class Sohl2015Diffusion:
         log sigma^2 = sigmoid(r) log beta_t + (1 - sigmoid(r)) log tilde beta_t (clipped at t = 1).
 
         Returns ``(mean, log_variance)``, each of shape ``(B, d)``.
+
+        Implements :eq:`eq-sohl-reverse` (chapter ``swiss_roll_2015``).
+        Implements :eq:`eq-sohl-param` (chapter ``swiss_roll_2015``).
         """
         self._check(xt, t)
         out = model(xt, t)
@@ -162,6 +165,8 @@ class Sohl2015Diffusion:
 
         "terms" (B, T+1): terms[:, t] = L_{t-1} for t = 1..T (terms[:, 1] = L_0), terms[:, 0] = 0;
         "prior" (B,): L_T; "total" (B,) = prior + terms.sum(1). Runs under no_grad.
+
+        Implements :eq:`eq-sohl-bound` (chapter ``swiss_roll_2015``).
         """
         B = x0.shape[0]
         terms = torch.zeros(B, self.T + 1, dtype=x0.dtype, device=x0.device)

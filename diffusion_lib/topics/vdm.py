@@ -29,12 +29,14 @@ Data are ``(N, D)`` tensors; a model is a callable ``mean_fn(x_t, t) -> mu_theta
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
+from diffusion_lib._checks import check_choice, check_finite, check_floating, check_real, check_timesteps
 from diffusion_lib.core.losses import gaussian_log_likelihood, normal_kl
 from diffusion_lib.core.schedules import NoiseSchedule
+from diffusion_lib.errors import InputTypeError, InputValueError, NonFiniteError
 
 __all__ = [
     "default_reverse_variance",
@@ -48,19 +50,67 @@ __all__ = [
 MeanFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-def _check_inputs(schedule: NoiseSchedule, x0: torch.Tensor, reverse_variance: torch.Tensor | None) -> torch.Tensor:
+def _check_schedule(schedule: Any) -> NoiseSchedule:
     if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a diffusion_lib.core.schedules.NoiseSchedule, got {type(schedule).__name__}")
-    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim != 2:
-        raise ValueError("x0 must be a floating tensor of shape (N, D): a batch of flat data points")
+        raise InputTypeError(
+            f"schedule must be a diffusion_lib.core.schedules.NoiseSchedule, got {type(schedule).__name__}"
+        )
+    return schedule
+
+
+def _check_t(t: Any, T: int, allow_zero: bool = False) -> int:
+    """One timestep as a Python int in 1..T (0..T with ``allow_zero``); ints, NumPy ints and 0-d tensors."""
+    if isinstance(t, torch.Tensor) and t.ndim != 0:
+        raise InputValueError(f"t must be a single timestep (an int), but got a tensor of shape {tuple(t.shape)}")
+    return int(check_timesteps(t, T, allow_zero=allow_zero)[0])
+
+
+def _check_inputs(schedule: NoiseSchedule, x0: torch.Tensor, reverse_variance: torch.Tensor | None) -> torch.Tensor:
+    _check_schedule(schedule)
+    check_floating(x0, "x0")
+    if x0.ndim != 2 or x0.shape[1] < 1:
+        raise InputValueError(
+            f"x0 must be a floating tensor of shape (N, D): a batch of flat data points, got shape {tuple(x0.shape)}"
+        )
+    check_finite(x0, "x0")
     if schedule.T < 2:
-        raise ValueError(f"these ELBO forms need T >= 2 steps, got T={schedule.T}")
+        raise InputValueError(f"these ELBO forms need T >= 2 steps, got T={schedule.T}")
     var = default_reverse_variance(schedule) if reverse_variance is None else reverse_variance
+    check_floating(var, "reverse_variance")
     if var.shape != (schedule.T + 1,):
-        raise ValueError(f"reverse_variance must have length T+1={schedule.T + 1} (indexed by t), got {tuple(var.shape)}")
+        raise InputValueError(
+            f"reverse_variance must have length T+1={schedule.T + 1} (indexed by t), got {tuple(var.shape)}"
+        )
+    check_finite(var[1:], "reverse_variance[1:]")
     if not bool((var[1:] > 0).all()):
-        raise ValueError("reverse_variance[1:] must be > 0 (sigma_t^2 of p(x_{t-1} | x_t) for t = 1..T)")
+        raise InputValueError("reverse_variance[1:] must be > 0 (sigma_t^2 of p(x_{t-1} | x_t) for t = 1..T)")
     return var.to(x0.dtype)
+
+
+def _model_mean(mean_fn: MeanFn, xt: torch.Tensor, t: int) -> torch.Tensor:
+    """``mean_fn(x_t, t)``, refused unless it has exactly the shape of ``x_t`` (no silent broadcasting)."""
+    out = mean_fn(xt, t)
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        raise InputTypeError(
+            f"mean_fn(x_t, t) must return a floating tensor (the reverse mean), but returned {type(out).__name__}"
+            + (f" of dtype {out.dtype}" if isinstance(out, torch.Tensor) else "")
+        )
+    if tuple(out.shape) != tuple(xt.shape):
+        raise InputValueError(
+            f"mean_fn(x_t, t) must return the reverse mean mu_theta with the shape of x_t {tuple(xt.shape)}, "
+            f"but at t = {t} it returned shape {tuple(out.shape)}; broadcasting it would give wrong terms"
+        )
+    return out
+
+
+def _check_finite_terms(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    for key, value in terms.items():
+        if value.numel() and not bool(torch.isfinite(value).all()):
+            raise NonFiniteError(
+                f"the ELBO term {key!r} is NaN or infinite: mean_fn returned non-finite values or the "
+                f"reverse variances are too small; check mean_fn on a few x_t first"
+            )
+    return terms
 
 
 def default_reverse_variance(schedule: NoiseSchedule) -> torch.Tensor:
@@ -68,6 +118,7 @@ def default_reverse_variance(schedule: NoiseSchedule) -> torch.Tensor:
 
     tilde beta_1 = 0, so the decoder p(x_0 | x_1) needs its own variance; beta_1 is the usual choice.
     """
+    _check_schedule(schedule)
     var = schedule.posterior_variance.clone()
     var[1] = schedule.beta[1]
     return var
@@ -85,6 +136,10 @@ def elbo_consistency_terms(
     Returns ``reconstruction`` (N,) = log p(x_0 | x_1); ``prior_matching`` (N,) =
     -KL(q(x_T | x_{T-1}) || N(0, I)); ``consistency`` (N, T-1) whose column t-1 is
     log p(x_t | x_{t+1}) - log q(x_t | x_{t-1}) for t = 1..T-1. Every entry uses the same trajectory.
+    ``mean_fn(x_t, t)`` must return a tensor of the shape of ``x_t``.
+
+    Implements :eq:`eq-vdm-elbo-a` (chapter ``vdm``).
+    Implements :eq:`eq-vdm-step` (chapter ``vdm``).
     """
     var = _check_inputs(schedule, x0, reverse_variance)
     T = schedule.T
@@ -93,14 +148,14 @@ def elbo_consistency_terms(
     for t in range(1, T + 1):  # x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) eps
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
         xs.append(alpha[t].sqrt() * xs[-1] + beta[t].sqrt() * eps)
-    recon = gaussian_log_likelihood(x0, mean_fn(xs[1], 1), var[1].log()).sum(-1)
+    recon = gaussian_log_likelihood(x0, _model_mean(mean_fn, xs[1], 1), var[1].log()).sum(-1)
     prior = -normal_kl(alpha[T].sqrt() * xs[T - 1], beta[T].log(), torch.zeros_like(x0), 0.0).sum(-1)
     cons = []
     for t in range(1, T):
-        log_p = gaussian_log_likelihood(xs[t], mean_fn(xs[t + 1], t + 1), var[t + 1].log()).sum(-1)
+        log_p = gaussian_log_likelihood(xs[t], _model_mean(mean_fn, xs[t + 1], t + 1), var[t + 1].log()).sum(-1)
         log_q = gaussian_log_likelihood(xs[t], alpha[t].sqrt() * xs[t - 1], beta[t].log()).sum(-1)
         cons.append(log_p - log_q)
-    return {"reconstruction": recon, "prior_matching": prior, "consistency": torch.stack(cons, -1)}
+    return _check_finite_terms({"reconstruction": recon, "prior_matching": prior, "consistency": torch.stack(cons, -1)})
 
 
 def elbo_denoising_terms(
@@ -115,6 +170,12 @@ def elbo_denoising_terms(
     Returns ``reconstruction`` (N,) = log p(x_0 | x_1) with x_1 ~ q(x_1 | x_0); ``prior_matching``
     (N,) = -KL(q(x_T | x_0) || N(0, I)) (no randomness); ``denoising`` (N, T-1) whose column t-2 is
     -KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) for t = 2..T, in closed form given x_t.
+    ``mean_fn(x_t, t)`` must return a tensor of the shape of ``x_t``.
+
+    Implements :eq:`eq-vdm-elbo-b` (chapter ``vdm``).
+    Implements :eq:`eq-vdm-marginal` (chapter ``vdm``).
+    Implements :eq:`eq-vdm-posterior` (chapter ``vdm``).
+    Implements :eq:`eq-vdm-posterior-moments` (chapter ``vdm``).
     """
     var = _check_inputs(schedule, x0, reverse_variance)
     T, dt = schedule.T, x0.dtype
@@ -125,23 +186,40 @@ def elbo_denoising_terms(
     def q_sample(t: int) -> torch.Tensor:
         return sab[t] * x0 + s1mab[t] * torch.randn(x0.shape, generator=generator, dtype=dt)
 
-    recon = gaussian_log_likelihood(x0, mean_fn(q_sample(1), 1), var[1].log()).sum(-1)
+    recon = gaussian_log_likelihood(x0, _model_mean(mean_fn, q_sample(1), 1), var[1].log()).sum(-1)
     prior = -normal_kl(sab[T] * x0, (s1mab[T] ** 2).log(), torch.zeros_like(x0), 0.0).sum(-1)
     den = []
     for t in range(2, T + 1):
         xt = q_sample(t)
         post_mean = c0[t] * x0 + ct[t] * xt
-        den.append(-normal_kl(post_mean, post_var[t].log(), mean_fn(xt, t), var[t].log()).sum(-1))
-    return {"reconstruction": recon, "prior_matching": prior, "denoising": torch.stack(den, -1)}
+        den.append(-normal_kl(post_mean, post_var[t].log(), _model_mean(mean_fn, xt, t), var[t].log()).sum(-1))
+    return _check_finite_terms({"reconstruction": recon, "prior_matching": prior, "denoising": torch.stack(den, -1)})
 
 
 def total_elbo(terms: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Sum the per-term values returned by either estimator into the ELBO estimate per data point (N,)."""
-    total = terms["reconstruction"] + terms["prior_matching"]
-    for key in ("consistency", "denoising"):
-        if key in terms:
-            total = total + terms[key].sum(-1)
-    return total
+    """Sum the per-term values returned by either estimator into the ELBO estimate per data point (N,).
+
+    ``terms`` is the dict of :func:`elbo_consistency_terms`, :func:`elbo_denoising_terms` or
+    :meth:`GaussianDataDenoiser.exact_terms` (or one with its entries averaged over the batch).
+    """
+    if not isinstance(terms, dict):
+        raise InputTypeError(f"terms must be the dict returned by an ELBO estimator, got {type(terms).__name__}")
+    missing = [k for k in ("reconstruction", "prior_matching") if k not in terms]
+    steps = [k for k in ("consistency", "denoising") if k in terms]
+    if missing or len(steps) != 1:
+        raise InputValueError(
+            f"terms must hold 'reconstruction', 'prior_matching' and one of 'consistency' / 'denoising' "
+            f"(the dict of an ELBO estimator), but has the keys {sorted(terms)}"
+        )
+    recon, prior, per_t = terms["reconstruction"], terms["prior_matching"], terms[steps[0]]
+    for name, value in (("reconstruction", recon), ("prior_matching", prior), (steps[0], per_t)):
+        check_floating(value, f"terms[{name!r}]")
+    if recon.shape != prior.shape or per_t.ndim != recon.ndim + 1 or per_t.shape[:-1] != recon.shape:
+        raise InputValueError(
+            f"the terms do not line up: reconstruction {tuple(recon.shape)} and prior_matching "
+            f"{tuple(prior.shape)} must have one shape (N,), and {steps[0]} (N, T-1); got {tuple(per_t.shape)}"
+        )
+    return recon + prior + per_t.sum(-1)
 
 
 class GaussianDataDenoiser:
@@ -154,14 +232,18 @@ class GaussianDataDenoiser:
                = m + sqrt(abar_t) s^2 (x_t - sqrt(abar_t) m) / v_t   (the closed form)
     * reverse mean: mu(x_t, t) = coef_x0_t E[x_0 | x_t] + coef_xt_t x_t, affine in x_t:
       mu = a_t x_t + c_t. ``shrink`` < 1 multiplies E[x_0 | x_t] - m to make a deliberately worse model.
+
+    Its methods take one timestep ``t`` (an int) and return a tensor of the dtype of ``x_t``.
+
+    Implements :eq:`eq-vdm-gauss-denoiser` (chapter ``vdm``).
     """
 
     def __init__(self, schedule: NoiseSchedule, data_mean: float, data_var: float, shrink: float = 1.0) -> None:
-        if not isinstance(schedule, NoiseSchedule):
-            raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-        if not data_var > 0:
-            raise ValueError(f"data_var is the data's variance s^2 and must be > 0, got {data_var}")
-        self.schedule, self.m, self.s2, self.shrink = schedule, float(data_mean), float(data_var), float(shrink)
+        _check_schedule(schedule)
+        self.schedule = schedule
+        self.m = check_real(data_mean, "data_mean")
+        self.s2 = check_real(data_var, "data_var (the data's variance s^2)", minimum=0.0, strict=True)
+        self.shrink = check_real(shrink, "shrink")
         s64 = NoiseSchedule(schedule.betas, dtype=torch.float64)  # exact float64 copy of the constants
         ab = s64.alpha_bar
         self._ab = ab
@@ -172,16 +254,27 @@ class GaussianDataDenoiser:
         self.a = c0 * self._k + ct  # mean = a_t x_t + c_t
         self.c = c0 * (self.m - self._k * ab.sqrt() * self.m)
 
+    @staticmethod
+    def _check_xt(xt: Any) -> torch.Tensor:
+        check_floating(xt, "xt")
+        return check_finite(xt, "xt")
+
     def score(self, xt: torch.Tensor, t: int) -> torch.Tensor:
-        """grad_{x_t} log q(x_t) for the Gaussian data, exactly."""
+        """grad_{x_t} log q(x_t) for the Gaussian data, exactly (t in 0..T; t = 0 is the data's own score)."""
+        xt, t = self._check_xt(xt), _check_t(t, self.schedule.T, allow_zero=True)
         return -(xt - self._ab[t].sqrt().to(xt.dtype) * self.m) / self._v[t].to(xt.dtype)
 
     def x0_mean(self, xt: torch.Tensor, t: int) -> torch.Tensor:
-        """E[x_0 | x_t] (times ``shrink`` around the data mean), the closed form above."""
+        """E[x_0 | x_t] (times ``shrink`` around the data mean), the closed form above (t in 0..T).
+
+        Implements :eq:`eq-vdm-gauss-denoiser` (chapter ``vdm``).
+        """
+        xt, t = self._check_xt(xt), _check_t(t, self.schedule.T, allow_zero=True)
         return self.m + self._k[t].to(xt.dtype) * (xt - self._ab[t].sqrt().to(xt.dtype) * self.m)
 
     def mean(self, xt: torch.Tensor, t: int) -> torch.Tensor:
-        """mu(x_t, t) = a_t x_t + c_t: the reverse-model mean (pass ``denoiser.mean`` as ``mean_fn``)."""
+        """mu(x_t, t) = a_t x_t + c_t for t in 1..T: the reverse-model mean (pass ``denoiser.mean`` as ``mean_fn``)."""
+        xt, t = self._check_xt(xt), _check_t(t, self.schedule.T)
         return self.a[t].to(xt.dtype) * xt + self.c[t].to(xt.dtype)
 
     def exact_terms(self, x0: torch.Tensor, reverse_variance: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -190,10 +283,13 @@ class GaussianDataDenoiser:
         Because mu is affine in x_t and x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, each squared
         error's expectation is (its value at eps = 0)^2 + (its eps-coefficient)^2 per dimension.
         Keys as in ``elbo_denoising_terms``; all in float64.
+
+        Implements :eq:`eq-vdm-elbo-b` (chapter ``vdm``).
         """
         sched = self.schedule
+        _check_inputs(sched, x0, reverse_variance)
         x0 = x0.to(torch.float64)
-        var = _check_inputs(sched, x0, reverse_variance).to(torch.float64)
+        var = _check_inputs(sched, x0, reverse_variance)
         T, d = sched.T, x0.shape[1]
         ab = self._ab
         c0 = sched.posterior_mean_coef_x0.to(torch.float64)
@@ -224,11 +320,11 @@ def kl_weights(schedule: NoiseSchedule, parameterisation: str = "x0") -> torch.T
 
     Returns a float64 tensor of length T+1; entries 0 and 1 are NaN (t = 1 is the reconstruction
     term, not a KL, and SNR(0) is infinite).
+
+    Implements :eq:`eq-vdm-kl-x0` (chapter ``vdm``).
     """
-    if parameterisation not in ("x0", "eps", "score"):
-        raise ValueError(f"parameterisation must be 'x0', 'eps' or 'score', got {parameterisation!r}")
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    check_choice(parameterisation, ("x0", "eps", "score"), "parameterisation")
+    _check_schedule(schedule)
     s64 = NoiseSchedule(schedule.betas, dtype=torch.float64)
     snr, ab = s64.snr, s64.alpha_bar
     w = torch.full((schedule.T + 1,), float("nan"), dtype=torch.float64)
