@@ -7,46 +7,12 @@ entry at index 0 describing the data (beta_0 = 0, alpha_bar_0 = 1).
 """
 
 from diffusion_lib.utils import record_metric, set_seed, set_threads
-from diffusion_lib.core.schedules import SCHEDULE_NAMES, NoiseSchedule, extract, make_beta
-from diffusion_lib.core.losses import (
-    bits_per_dim,
-    discretized_gaussian_log_likelihood,
-    gaussian_log_likelihood,
-    mean_flat,
-    normal_kl,
-    simple_loss,
-    sum_flat,
-)
-from diffusion_lib.core.diffusion import (
-    DECODER_TYPES,
-    LOSS_TYPES,
-    MODEL_MEAN_TYPES,
-    MODEL_VAR_TYPES,
-    GaussianDiffusion,
-)
+# The most used names: the schedule, the Gaussian identities and the diffusion process, whole
+# (each module's __all__), so that `import diffusion_lib as dl; dl.GaussianDiffusion` works.
+from diffusion_lib.core import diffusion, losses, schedules
+from diffusion_lib.core.schedules import *  # noqa: F401,F403
+from diffusion_lib.core.diffusion import *  # noqa: F401,F403
+from diffusion_lib.core.losses import *  # noqa: F401,F403
 
-__all__ = [
-    "set_seed",
-    "set_threads",
-    "record_metric",
-    # schedules
-    "SCHEDULE_NAMES",
-    "make_beta",
-    "NoiseSchedule",
-    "extract",
-    # diffusion
-    "GaussianDiffusion",
-    "MODEL_MEAN_TYPES",
-    "MODEL_VAR_TYPES",
-    "LOSS_TYPES",
-    "DECODER_TYPES",
-    # losses
-    "normal_kl",
-    "gaussian_log_likelihood",
-    "discretized_gaussian_log_likelihood",
-    "simple_loss",
-    "mean_flat",
-    "sum_flat",
-    "bits_per_dim",
-]
+__all__ = ["set_seed", "set_threads", "record_metric", *schedules.__all__, *diffusion.__all__, *losses.__all__]
 __version__ = "0.1.0"

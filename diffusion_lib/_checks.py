@@ -132,6 +132,11 @@ def check_timesteps(
         raise InputTypeError(f"{name} must be an int or an integer tensor, but got a bool")
     if isinstance(t, numbers.Integral):
         t = int(t)
+        if not lo <= t <= T:  # checked here too, so that an empty batch cannot skip it
+            raise InputValueError(
+                f"{name} must lie in {lo}..{T} ({'t = 0 is allowed here and means the data x_0' if allow_zero else 't counts from 1; t=0 is the data itself'}), "
+                f"but got values from {t} to {t}"
+            )
         if batch is None:
             t_tensor = torch.tensor([t], dtype=torch.long, device=device)
         else:
@@ -146,6 +151,8 @@ def check_timesteps(
         if t.ndim == 0:
             t_tensor = t.reshape(1).long()
             if batch is not None:
+                if not lo <= int(t) <= T:  # before the expand: an empty batch cannot skip it
+                    return check_timesteps(int(t), T, batch, allow_zero, device, name)
                 t_tensor = t_tensor.expand(batch)
         elif t.ndim == 1:
             t_tensor = t.long()
@@ -219,7 +226,8 @@ def check_real(
     if value != value or value in (float("inf"), float("-inf")):
         raise InputValueError(f"{name} must be a finite number, but got {value}")
     if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise InputValueError(f"{name} must be {'>' if strict else '>='} {minimum}, but got {value}")
+        bound = "positive (> 0)" if strict and minimum == 0 else f"{'>' if strict else '>='} {minimum}"
+        raise InputValueError(f"{name} must be {bound}, but got {value}")
     if maximum is not None and value > maximum:
         raise InputValueError(f"{name} must be <= {maximum}, but got {value}")
     return value

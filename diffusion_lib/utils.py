@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from diffusion_lib.errors import InputTypeError, InputValueError
 
 __all__ = ["set_seed", "set_threads", "record_metric", "glue", "checkpoint_dir"]
 
@@ -18,8 +22,9 @@ def set_seed(seed: int = 0) -> torch.Generator:
     Notebooks call this once at the top so that a run in a fresh kernel reproduces exactly.
     Pass the returned generator to sampling functions when a cell needs its own stream.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**64:
+        raise InputValueError(f"seed must be a non-negative int below 2**64 (NumPy ints too), got {seed!r}")
+    seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -40,13 +45,27 @@ def set_threads(n: int | None = None) -> int:
         try:
             n = int(env)
         except ValueError:
-            raise ValueError(f"DIFFUSION_BOOK_THREADS must be a whole number, got {env!r}") from None
+            raise InputValueError(f"DIFFUSION_BOOK_THREADS must be a whole number, got {env!r}") from None
     if n is None:
         return torch.get_num_threads()
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"thread count must be an int >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise InputValueError(f"thread count must be an int >= 1, got {n!r}")
+    n = int(n)
     torch.set_num_threads(n)
     return n
+
+
+def _finite_number(value: object, name: str) -> float:
+    """A real number (Python, NumPy, one-element tensor) as a finite float; a library error otherwise."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex() and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputTypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(float(value)):
+        raise InputValueError(f"{name} must be finite, got {value!r}: a NaN or infinite figure means the computation behind it failed")
+    return float(value)
 
 
 def record_metric(name: str, value: float, unit: str = "", chapter: str | None = None) -> None:
@@ -58,11 +77,18 @@ def record_metric(name: str, value: float, unit: str = "", chapter: str | None =
     """
     import json
 
+    if not isinstance(name, str) or not name:
+        raise InputTypeError(f"name must be a non-empty string, got {name!r}")
+    value = _finite_number(value, "value")
+    if not isinstance(unit, str):
+        raise InputTypeError(f"unit must be a string such as 'nats', got {unit!r}")
+    if chapter is not None and not isinstance(chapter, str):
+        raise InputTypeError(f"chapter must be a chapter name (a string) or None, got {chapter!r}")
     path = os.environ.get("DIFFUSION_BOOK_METRICS")
     if not path:
         return
     chapter = chapter or os.environ.get("DIFFUSION_BOOK_CHAPTER")
-    row = {"name": str(name), "value": float(value), "unit": unit, "chapter": chapter}
+    row = {"name": name, "value": value, "unit": unit, "chapter": chapter}
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
 
@@ -77,7 +103,9 @@ def glue(name: str, value: float, unit: str = "", *, record: bool = False) -> fl
     value is also passed to :func:`record_metric` for the budget table.
     """
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"glue: name must be a Python-identifier-like string, got {name!r}")
+        raise InputValueError(f"glue: name must be a Python-identifier-like string, got {name!r}")
+    if not isinstance(record, bool):
+        raise InputTypeError(f"record must be True or False, got {record!r}")
     try:
         from myst_nb import glue as _myst_glue
     except ImportError:
@@ -87,10 +115,12 @@ def glue(name: str, value: float, unit: str = "", *, record: bool = False) -> fl
         shown = shown.item()
     elif isinstance(shown, np.generic):
         shown = shown.item()  # np.float64(0.5) would reach the page as the text 'np.float64(0.5)'
+    if record:
+        _finite_number(shown, "value")  # refuse before anything is glued
     if _myst_glue is not None:
         _myst_glue(name, shown, display=False)
     if record:
-        record_metric(name, float(shown), unit)
+        record_metric(name, shown, unit)
     return value
 
 

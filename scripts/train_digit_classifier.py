@@ -12,6 +12,7 @@ Takes about 15-30 s on one core.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 
 from diffusion_lib import set_seed
 from diffusion_lib.data import load_digits_split
+from diffusion_lib.errors import DiffusionLibError
 from diffusion_lib.eval.fid import (
     DEFAULT_CLASSIFIER_PATH,
     FrechetDigitDistance,
@@ -28,13 +30,51 @@ from diffusion_lib.eval.fid import (
 )
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` (created if missing), or None: tried, not guessed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_test_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return f"cannot write in {folder} ({err.strerror or err}); choose a folder you can write to"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000, help="optimiser steps (batch 128)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_CLASSIFIER_PATH)
     args = parser.parse_args(argv)
+    problem = _problem(args)
+    if problem is None:
+        try:
+            return run(args)
+        except (DiffusionLibError, OSError) as err:
+            problem = str(err)
+    print(f"train_digit_classifier.py: error: {problem}", file=sys.stderr)
+    return 1
 
+
+def _problem(args: argparse.Namespace) -> str | None:
+    """Why the arguments cannot work, in one line (None if they can)."""
+    if args.steps < 1:
+        return f"--steps must be a positive integer, got {args.steps}"
+    if args.seed < 0:
+        return f"--seed must be >= 0, got {args.seed}"
+    out = args.out
+    if out.is_dir():
+        return f"--out {out} is a folder; pass a file name such as {out / 'digit_classifier.pt'}"
+    problem = _unwritable(out.parent)
+    if problem:
+        return f"--out {out}: {problem}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, report and save the classifier for validated arguments."""
     torch.set_num_threads(1)
     set_seed(args.seed)
     x_train, y_train = load_digits_split("train")

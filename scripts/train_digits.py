@@ -21,17 +21,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from diffusion_lib.train.checkpoints import (
-    LOSSES, load_checkpoint, make_config, make_diffusion, make_model, save_checkpoint, test_bound, train_run,
+from diffusion_lib.data import load_digits_split
+from diffusion_lib.errors import DiffusionLibError
+from diffusion_lib.eval.digits import negative_bound
+from diffusion_lib.train import (
+    LOSSES, TrainResult, load_checkpoint, make_config, make_diffusion, make_model, save_checkpoint, train_run,
 )
-from diffusion_lib.train.loop import TrainResult
 from diffusion_lib.utils import set_threads
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot work; printed in one line, no traceback."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,20 +80,89 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` (created if missing), or None: tried, not guessed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_test_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return f"cannot write in {folder} ({err.strerror or err}); choose a folder you can write to"
+    return None
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse arguments that cannot work, before anything is trained (raises :class:`UsageError`)."""
+    def positive(name: str, value, allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        if value is None or not value >= 1:
+            raise UsageError(f"--{name} must be a positive integer, got {value}")
+
+    positive("steps", args.steps, allow_none=True)
+    for name in ("T", "dim", "batch-size", "threads", "checkpoint-every", "val-images"):
+        positive(name, getattr(args, name.replace("-", "_")))
+    if args.T < 2:
+        raise UsageError(f"--T must be at least 2 (diffusion steps), got {args.T}")
+    if any(m < 1 for m in args.dim_mults):
+        raise UsageError(f"--dim-mults must be positive integers, got {args.dim_mults}")
+    if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise UsageError(f"--minutes must be a positive number of minutes, got {args.minutes}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if not 0 < args.ema_decay < 1:
+        raise UsageError(f"--ema-decay must lie in (0, 1), e.g. 0.999, got {args.ema_decay}")
+    if not 0 <= args.p_uncond < 1:
+        raise UsageError(f"--p-uncond must lie in [0, 1), got {args.p_uncond}")
+    if not 0 <= args.dropout < 1:
+        raise UsageError(f"--dropout must lie in [0, 1), got {args.dropout}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    n_val = load_digits_split("val")[0].shape[0]
+    if args.val_images > n_val:
+        raise UsageError(f"--val-images must be at most {n_val} (the size of the validation split), got {args.val_images}")
+    if args.resume is not None and not args.resume.is_file():
+        raise UsageError(f"--resume {args.resume}: no such file; pass the <out>.resume.pt written by an earlier run")
+    out = args.out
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; pass a file name such as {out / 'model.pt'}")
+    problem = _unwritable(out.parent)
+    if problem:
+        raise UsageError(f"--out {out}: {problem}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the script; a user error prints one line (``error: ...``) and returns 1, a bug raises."""
     args = parse_args(argv)
+    try:
+        check_args(args)
+        return run(args)
+    except (UsageError, DiffusionLibError, OSError) as err:
+        print(f"train_digits.py: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _bound(net: torch.nn.Module, diffusion, images: torch.Tensor, clip_x0: bool):
+    """The exact test/validation bound (all T terms, one draw of x_t each, seed 0) of ``net`` on ``images``."""
+    return negative_bound(diffusion, net, images, clip_x0=clip_x0, generator=torch.Generator().manual_seed(0))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, evaluate and write the checkpoint for validated arguments."""
     set_threads(args.threads)
     resume = None
     if args.resume is not None:
         resume = load_checkpoint(args.resume)
         config = resume["config"]
+        if resume["train_state"] is None:
+            raise UsageError(f"--resume {args.resume} holds no training state (a shipped, weights-only file); "
+                             "pass the <out>.resume.pt written by an earlier run")
         print(f"resuming {args.resume} at step {resume['train_state']['step']} of {config['steps']}")
     else:
         steps = args.steps
         if steps is None and args.minutes is not None:
-            from diffusion_lib.train.loop import estimate_steps
-            from diffusion_lib.train.checkpoints import diffusion_loss_fn
-            from diffusion_lib.data import load_digits_split
+            from diffusion_lib.train import diffusion_loss_fn, estimate_steps
 
             probe_cfg = make_config(loss=args.loss, T=args.T, schedule=args.schedule)
             images, _ = load_digits_split("train")
@@ -125,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         if result.stopped_early:
             print("time budget reached; stopping early")
             break
-    if resume is None:
-        raise SystemExit("nothing to do: the resumed run is already complete")
+    if result is None:  # nothing was trained: the resumed file had already finished its steps
+        print(f"the resumed run {args.resume} is already complete ({step} of {total} steps); evaluating it")
     final = resume
     losses = final["train_state"]["losses"]
     metrics = {"train_steps": int(step), "train_seconds": None if seconds is None else round(seconds, 1),
@@ -145,18 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights == "val" and not args.no_eval:
         for name, net in candidates.items():
             t0 = time.perf_counter()
-            val = test_bound(net, diffusion, "val", progress=False, limit=args.val_images, clip_x0=args.clip_x0)
-            metrics[f"val_nats_{name}"] = round(val["nats"], 3)
-            print(f"validation bound of the {name} weights: {val['nats']:.2f} ± {val['nats_se']:.2f} nats "
+            val = _bound(net, diffusion, load_digits_split("val")[0][:args.val_images], args.clip_x0)
+            metrics[f"val_nats_{name}"] = round(val.nats_per_image, 3)
+            print(f"validation bound of the {name} weights: {val.nats_per_image:.2f} ± {val.stderr_nats:.2f} nats "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         chosen = min(candidates, key=lambda n: metrics[f"val_nats_{n}"])
     if not args.no_eval:
         t0 = time.perf_counter()
-        bound = test_bound(candidates[chosen], diffusion, "test", progress=False, clip_x0=args.clip_x0)
-        metrics.update({"test_nats": round(bound["nats"], 3), "test_nats_se": round(bound["nats_se"], 3),
-                        "test_bits_per_dim": round(bound["bits_per_dim"], 4)})
-        print(f"test bound ({chosen} weights): {bound['nats']:.2f} ± {bound['nats_se']:.2f} nats per image "
-              f"({bound['bits_per_dim']:.3f} bits/dim) in {time.perf_counter() - t0:.0f} s", flush=True)
+        bound = _bound(candidates[chosen], diffusion, load_digits_split("test")[0], args.clip_x0)
+        metrics.update({"test_nats": round(bound.nats_per_image, 3), "test_nats_se": round(bound.stderr_nats, 3),
+                        "test_bits_per_dim": round(bound.bits_per_dim, 4)})
+        print(f"test bound ({chosen} weights): {bound.nats_per_image:.2f} ± {bound.stderr_nats:.2f} nats per image "
+              f"({bound.bits_per_dim:.3f} bits/dim) in {time.perf_counter() - t0:.0f} s", flush=True)
     metrics["weights"] = chosen
     metrics["bound_clip_x0"] = bool(args.clip_x0)
     metrics["losses"] = [round(v, 5) for v in losses]

@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_lib.train.checkpoints import (
+import numpy as np
+
+from diffusion_lib.errors import CheckpointError
+from diffusion_lib.train import (
     CHECKPOINT_DIR, load_checkpoint, load_pretrained, make_config, make_diffusion, make_model,
-    save_checkpoint, test_bound, train_run,
+    save_checkpoint, train_run,
 )
 from diffusion_lib.data import load_digits_split
 from diffusion_lib.eval.digits import negative_bound
@@ -48,7 +51,7 @@ def test_config_must_be_plain(tmp_path):
         save_checkpoint(tmp_path / "bad.pt", model, {**cfg, "schedule": make_diffusion(cfg).schedule})
     with pytest.raises(ValueError, match="unknown config keys"):
         make_config(learning_rate=1e-3)
-    with pytest.raises(ValueError, match="loss must be one of"):
+    with pytest.raises(ValueError, match=r"unknown config\['loss'\] 'mse'"):
         make_config(loss="mse")
 
 
@@ -110,8 +113,79 @@ def test_nan_loss_raises_a_clear_error():
 
 
 def test_missing_checkpoint_says_how_to_make_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train_digits.py"):
+    with pytest.raises(CheckpointError, match="no checkpoint file at .*nope.pt.*train_digits.py"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_numpy_scalars_in_the_config_round_trip(tmp_path):
+    cfg = _cfg(steps=1, seed=np.int64(1), lr=np.float32(0.5), ema_decay=None)
+    assert type(cfg["seed"]) is int and type(cfg["lr"]) is float
+    model = make_model(cfg)
+    path = save_checkpoint(tmp_path / "np.pt", model, {**cfg, "seed": np.int64(1)}, metrics={"n": np.int32(3)})
+    ckpt = load_checkpoint(path)
+    assert ckpt["config"]["seed"] == 1 and ckpt["metrics"] == {"n": 3} and ckpt["kind"] == "ddpm_unet"
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"", "empty"),
+    (b"\x00\x01 random bytes" * 10, "not a PyTorch file"),
+])
+def test_damaged_files_get_one_sentence(tmp_path, content, what):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=what) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and "weights_only=False" not in message and "\n" not in message
+
+
+def test_truncated_foreign_and_other_kind_files_are_refused(tmp_path):
+    cfg = _cfg(steps=1)
+    good = save_checkpoint(tmp_path / "good.pt", make_model(cfg), cfg)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or damaged"):
+        load_checkpoint(cut)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a diffusion_lib checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    torch.save(torch.nn.Linear(1, 1), tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match="Python objects") as info:
+        load_checkpoint(tmp_path / "pickled.pt")
+    assert "weights_only=False" not in str(info.value)
+    from diffusion_lib.eval.fid import load_digit_classifier
+
+    with pytest.raises(CheckpointError, match="holds a 'ddpm_unet' model, not a 'digit_classifier'"):
+        load_digit_classifier(good)
+
+
+def test_incompatible_config_and_weights_are_refused(tmp_path):
+    cfg = _cfg(steps=1)
+    path = save_checkpoint(tmp_path / "a.pt", make_model(cfg), cfg)
+    raw = torch.load(path, weights_only=True)
+    raw["config"]["schedule"] = "linearr"
+    torch.save(raw, tmp_path / "cfg.pt")
+    with pytest.raises(CheckpointError, match="another model or library version"):
+        load_checkpoint(tmp_path / "cfg.pt")
+    raw = torch.load(path, weights_only=True)
+    raw["config"]["model"]["dim"] = 16
+    torch.save(raw, tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match="do not fit the model"):
+        load_pretrained(tmp_path / "w.pt")
+
+
+def test_unwritable_folder_is_one_sentence(tmp_path):
+    cfg = _cfg(steps=1)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="cannot write the checkpoint"):
+        save_checkpoint(tmp_path / "file" / "x.pt", make_model(cfg), cfg)
+
+
+def test_the_shipped_files_share_one_format():
+    for path in sorted(CHECKPOINT_DIR.glob("*.pt")):
+        raw = torch.load(path, weights_only=True)
+        assert raw["format"] == "diffusion_lib.checkpoint" and raw["version"] == 2, path
+        assert raw["kind"] in ("ddpm_unet", "digit_classifier") and raw["train_state"] is None
 
 
 def _assert_bound_belongs_to(model, diffusion, stored_nats, clip_x0):
@@ -159,3 +233,55 @@ def test_shipped_conditional_model_uses_its_labels():
     with torch.no_grad():
         cond, uncond = model(x, t, y=torch.arange(10)), model(x, t)  # y=None: the null label
     assert (cond - uncond).abs().mean() > 1e-3
+
+
+def _script(name):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "-1"], "--steps must be a positive integer, got -1"),
+    (["--val-images", "0"], "--val-images must be a positive integer"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--resume", "nope.resume.pt"], "--resume nope.resume.pt: no such file"),
+])
+def test_train_digits_script_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, message):
+    rc = _script("train_digits").main([*args, "--out", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert rc == 1 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_train_digits_script_unwritable_out_and_damaged_resume(tmp_path, capsys):
+    script = _script("train_digits")
+    (tmp_path / "file").write_text("x")
+    assert script.main(["--out", str(tmp_path / "file" / "m.pt")]) == 1
+    assert "cannot write in" in capsys.readouterr().err
+    (tmp_path / "bad.resume.pt").write_bytes(b"")
+    assert script.main(["--resume", str(tmp_path / "bad.resume.pt"), "--out", str(tmp_path / "m.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "the file is empty" in err and err.count("\n") == 1
+
+
+def test_train_digits_script_trains_and_resumes_a_finished_run(tmp_path, capsys):
+    script = _script("train_digits")
+    out = tmp_path / "m.pt"
+    common = ["--T", "25", "--dim", "8", "--batch-size", "4", "--no-eval", "--out", str(out)]
+    assert script.main(["--steps", "2", "--checkpoint-every", "1", *common]) == 0
+    assert load_checkpoint(out)["train_state"]["step"] == 2
+    assert script.main(["--resume", str(tmp_path / "m.resume.pt"), *common]) == 0
+    assert "is already complete (2 of 2 steps)" in capsys.readouterr().out
+
+
+def test_train_digit_classifier_script_refuses_bad_arguments(tmp_path, capsys):
+    script = _script("train_digit_classifier")
+    assert script.main(["--steps", "0", "--out", str(tmp_path / "c.pt")]) == 1
+    assert "--steps must be a positive integer, got 0" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert script.main(["--out", str(tmp_path / "file" / "c.pt")]) == 1
+    assert "cannot write in" in capsys.readouterr().err

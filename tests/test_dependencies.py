@@ -268,3 +268,39 @@ def test_oldest_environment_pins_are_the_declared_lower_bounds():
             assert pins[name] == module.TORCH_VERSION  # the only torch the machines can install
         else:
             assert pins[name] == lower, f"the oldest environment installs {name}=={pins[name]}, declared >={lower}"
+
+
+def declared_extras() -> dict[str, str | None]:
+    """Normalised distribution name -> lower bound, over every ``[project.optional-dependencies]`` group."""
+    groups = PYPROJECT["project"].get("optional-dependencies", {})
+    return {normalize(n): lo for reqs in groups.values() for n, lo in map(split_requirement, reqs)}
+
+
+def _local_modules() -> set[str]:
+    """Module names that are files of this repository (test helpers, scripts), not distributions."""
+    names = {"tests"}
+    for folder in ("tests", "tests/browser", "tests/property", "scripts", "benchmarks"):
+        names |= {p.stem for p in (ROOT / folder).glob("*.py")}
+    return names
+
+
+def test_every_import_of_the_tests_scripts_and_benchmarks_is_declared():
+    known = set(declared()) | set(declared_extras())
+    local = _local_modules()
+    missing: dict[str, list[str]] = {}
+    for folder in ("tests", "scripts", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            required, optional = imports_of(path.read_text(encoding="utf-8"))
+            for mod in sorted(third_party(required | optional) - local):
+                dist = normalize(IMPORT_TO_DIST.get(mod, mod))
+                if dist not in known:
+                    missing.setdefault(dist, []).append(path.relative_to(ROOT).as_posix())
+    assert not missing, f"imported but declared nowhere in pyproject.toml: {missing}"
+
+
+def test_every_extra_states_its_lower_bound_and_is_pinned():
+    pins = _pins(ROOT / "requirements.txt") | _pins(ROOT / "constraints.txt")
+    for name, lower in declared_extras().items():
+        assert lower is not None, f"{name}: give the optional dependency a lower bound (>=)"
+        assert name in pins, f"{name} is an optional dependency but neither requirements.txt nor constraints.txt pins it"
+        assert _version_tuple(pins[name]) >= _version_tuple(lower), (name, pins[name], lower)

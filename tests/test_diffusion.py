@@ -102,11 +102,11 @@ def test_posterior_matches_bayes_rule(name: str) -> None:
     torch.testing.assert_close(mean, mean_ref, rtol=1e-9, atol=1e-10)
     torch.testing.assert_close(var, var_ref[:, None].expand(-1, 3), rtol=1e-9, atol=0.0)
     torch.testing.assert_close(log_var, var.log(), rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(diffusion.posterior_variance(t), var_ref, rtol=1e-9, atol=0.0)
     # t = 1: the posterior is the point x_0
     one = torch.ones(len(t), dtype=torch.long)
-    assert torch.equal(diffusion.posterior_mean(x0, xt, one), x0)
-    assert bool((diffusion.posterior_variance(one) == 0).all())
+    mean_1, var_1, _ = diffusion.posterior_mean_variance(x0, xt, one)
+    assert torch.equal(mean_1, x0)
+    assert bool((var_1 == 0).all())
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine"])
@@ -147,7 +147,7 @@ def test_eps_x0_round_trip() -> None:
         torch.testing.assert_close(diffusion.predict_x0_from_eps(xt, t, eps), x0, atol=tol, rtol=0)
         torch.testing.assert_close(diffusion.predict_eps_from_x0(xt, t, x0), eps, atol=tol, rtol=0)
         score = diffusion.score_from_eps(eps, t)
-        torch.testing.assert_close(diffusion.eps_from_score(score, t), eps, atol=tol, rtol=0)
+        torch.testing.assert_close(-diffusion.schedule.sqrt_one_minus_alpha_bar[t].view(64, 1, 1) * score, eps, atol=tol, rtol=0)
 
 
 def test_score_from_optimal_eps_is_score_of_q_xt_for_gaussian_data() -> None:
@@ -223,7 +223,7 @@ def test_clipping_applies_to_pred_x0_before_the_mean() -> None:
     out = diffusion.p_mean_variance(model, xt, t, clip_x0=True)
     clipped = far.clamp(-1, 1)
     torch.testing.assert_close(out["pred_x0"], clipped)
-    torch.testing.assert_close(out["mean"], diffusion.posterior_mean(clipped, xt, t))
+    torch.testing.assert_close(out["mean"], diffusion.posterior_mean_variance(clipped, xt, t)[0])
     # pred_eps is consistent with the clipped x_0
     torch.testing.assert_close(diffusion.q_sample(out["pred_x0"], t, eps=out["pred_eps"]), xt, atol=1e-5, rtol=0)
     unclipped = diffusion.p_mean_variance(model, xt, t)
@@ -274,13 +274,31 @@ def test_p_sample_adds_noise_except_at_t1() -> None:
     assert_moments(out, m["mean"][0].double(), m["variance"][0].double(), "p_sample noise")
 
 
+def record(T: int, shape: tuple[int, ...]) -> tuple[dict, "callable"]:
+    """A trajectory in the old layout (index t: x_t and the prediction made from it) and its callback."""
+    res = {"trajectory": torch.empty((T + 1,) + shape, dtype=torch.float64), "pred_x0": torch.empty((T + 1,) + shape, dtype=torch.float64)}
+
+    def keep(t: int, x_t: torch.Tensor, x0_hat: torch.Tensor) -> None:
+        res["trajectory"][t], res["pred_x0"][t] = x_t, x0_hat
+
+    return res, keep
+
+
+def finish(res: dict, sample: torch.Tensor) -> dict:
+    res["sample"] = sample
+    res["trajectory"][0] = res["pred_x0"][0] = sample
+    return res
+
+
 def test_p_sample_loop_trajectory_layout() -> None:
     T = 30
     diffusion = GaussianDiffusion(NoiseSchedule.from_name("linear", T))
     x_T = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
-    res = diffusion.p_sample_loop(
-        smooth_model, (3, 2), generator=torch.Generator().manual_seed(1), return_trajectory=True, x_T=x_T
-    )
+    res, keep = record(T, (3, 2))
+    res = finish(res, diffusion.p_sample_loop(
+        smooth_model, (3, 2), generator=torch.Generator().manual_seed(1), callback=keep, x_T=x_T
+    ))
+    res["trajectory"], res["pred_x0"] = res["trajectory"].float(), res["pred_x0"].float()
     traj = res["trajectory"]
     assert traj.shape == (T + 1, 3, 2) and res["pred_x0"].shape == (T + 1, 3, 2)
     assert torch.equal(traj[T], x_T) and torch.equal(traj[0], res["sample"])
@@ -341,12 +359,15 @@ def test_ddim_full_sequence_eta1_equals_ddpm_sampler() -> None:
     sigma (sigma = 0 at the last step of each), so with equal seeds they produce the same path."""
     T = 50
     diffusion = GaussianDiffusion(NoiseSchedule.from_name("linear", T, dtype=torch.float64))
-    kwargs = dict(return_trajectory=True)
-    ddpm = diffusion.p_sample_loop(smooth_model, (6, 2), generator=torch.Generator().manual_seed(9), **kwargs)
-    ddim = diffusion.ddim_sample_loop(smooth_model, (6, 2), eta=1.0, generator=torch.Generator().manual_seed(9), **kwargs)
+    ddpm, keep_ddpm = record(T, (6, 2))
+    ddim, keep_ddim = record(T, (6, 2))
+    seen: list[int] = []
+    finish(ddpm, diffusion.p_sample_loop(smooth_model, (6, 2), generator=torch.Generator().manual_seed(9), callback=keep_ddpm))
+    finish(ddim, diffusion.ddim_sample_loop(smooth_model, (6, 2), eta=1.0, generator=torch.Generator().manual_seed(9),
+                                            callback=lambda t, x, x0: (seen.append(t), keep_ddim(t, x, x0))))
     torch.testing.assert_close(ddim["trajectory"], ddpm["trajectory"], rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(ddim["pred_x0"], ddpm["pred_x0"], rtol=1e-9, atol=1e-9)
-    assert torch.equal(ddim["timesteps"], torch.arange(T + 1))
+    assert seen == list(range(T, 0, -1))
 
 
 def test_ddim_eta0_is_deterministic() -> None:
@@ -388,14 +409,15 @@ def test_ddim_timesteps_and_subsequence_layout() -> None:
         gaps = -torch.diff(taus)
         assert int(gaps.max() - gaps.min()) <= 1  # evenly spaced up to rounding
     assert torch.equal(diffusion.ddim_timesteps(1000), torch.arange(1000, 0, -1))
-    res = diffusion.ddim_sample_loop(
-        smooth_model, (2, 2), timesteps=[900, 500, 37, 3], return_trajectory=True,
+    visited: list[tuple[int, torch.Tensor]] = []
+    sample = diffusion.ddim_sample_loop(
+        smooth_model, (2, 2), timesteps=[900, 500, 37, 3], callback=lambda t, x, x0: visited.append((t, x)),
         generator=torch.Generator().manual_seed(0),
     )
-    assert res["timesteps"].tolist() == [0, 3, 37, 500, 900]
-    assert res["trajectory"].shape == (5, 2, 2) and torch.equal(res["trajectory"][0], res["sample"])
-    step = diffusion.ddim_step(smooth_model, res["trajectory"][2], 37, 3)
-    torch.testing.assert_close(step["sample"], res["trajectory"][1])
+    assert [t for t, _ in visited] == [900, 500, 37, 3]
+    step = diffusion.ddim_step(smooth_model, visited[2][1], 37, 3)
+    torch.testing.assert_close(step["sample"], visited[3][1])
+    torch.testing.assert_close(diffusion.ddim_step(smooth_model, visited[3][1], 3, 0)["sample"], sample)
 
 
 # ----------------------------------------------------------------------------- training losses
@@ -412,9 +434,9 @@ def test_training_loss_l2_values() -> None:
     oracle = diffusion.training_losses(OracleEps(x0, abar_reference("linear", T)), x0, t, eps=eps)
     assert float(oracle["loss"].max()) < 1e-8
     # x0-prediction regresses on x_0
-    d_x0 = GaussianDiffusion(diffusion.schedule, model_mean_type="x0", loss_type="l1")
+    d_x0 = GaussianDiffusion(diffusion.schedule, model_mean_type="x0", loss_type="l2")
     out = d_x0.training_losses(zero, x0, t, eps=eps)
-    torch.testing.assert_close(out["loss"], mean_flat(x0.abs()))
+    torch.testing.assert_close(out["loss"], mean_flat(x0**2))
 
 
 def test_training_draws_t_uniformly_from_1_to_T() -> None:

@@ -13,7 +13,7 @@ from diffusion_lib.eval.digits import (
     independent_pixel_nll,
     negative_bound,
     sample_digits,
-    stratified_timesteps,
+    stratified_bound_timesteps,
 )
 
 
@@ -73,13 +73,13 @@ def test_stratified_estimate_is_unbiased(digit):
 
 
 def test_stratified_timesteps_cover_the_range():
-    t, w = stratified_timesteps(1000, 11, batch=64, generator=torch.Generator().manual_seed(0))
+    t, w = stratified_bound_timesteps(1000, 11, batch=64, generator=torch.Generator().manual_seed(0))
     assert t.shape == (10, 64) and w.sum() == 999
     assert int(t.min()) >= 2 and int(t.max()) <= 1000
     edges = torch.cumsum(torch.cat([torch.tensor([2.0]), w.float()]), 0)
     assert bool(((t >= edges[:-1, None]) & (t < edges[1:, None])).all())
     with pytest.raises(ValueError, match="between 2 and T"):
-        stratified_timesteps(1000, 1, batch=3)
+        stratified_bound_timesteps(1000, 1, batch=3)
 
 
 def test_independent_pixel_baseline_matches_direct_count():

@@ -128,5 +128,27 @@ def test_training_is_seeded_and_learns(tmp_path):
     loaded = load_digit_classifier(path)
     xv = load_digits_split("val")[0][:10]
     torch.testing.assert_close(loaded.features(xv), a.model.features(xv))
-    with pytest.raises(FileNotFoundError, match="train_digit_classifier.py"):
+    assert loaded.metadata == {"steps": 100}
+    from diffusion_lib.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="train_digit_classifier.py"):
         load_digit_classifier(tmp_path / "missing.pt")
+
+
+def test_frechet_distance_refuses_a_covariance_that_is_not_psd_but_accepts_round_off():
+    from diffusion_lib.errors import InputValueError
+
+    z = torch.zeros(2, dtype=torch.float64)
+    not_psd = torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64)  # eigenvalues 3 and -1
+    with pytest.raises(InputValueError, match="sigma2 is not positive semi-definite"):
+        frechet_distance(z, torch.eye(2, dtype=torch.float64), z, not_psd)
+    with pytest.raises(InputValueError, match="sigma1 is not symmetric"):
+        frechet_distance(z, torch.tensor([[1.0, 0.5], [0.0, 1.0]]), z, torch.eye(2))
+    # a rank-1 covariance whose zero eigenvalue came out as -1e-17 is a covariance
+    v = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    rank1 = torch.outer(v, v) - 1e-17 * torch.eye(2, dtype=torch.float64)
+    assert frechet_distance(z, rank1, z, rank1) == pytest.approx(0.0, abs=1e-7)
+    # the same in float32, whose round-off is larger
+    assert frechet_distance(z.float(), rank1.float() - 1e-7 * torch.eye(2), z.float(), torch.eye(2)) > 0
+    with pytest.raises(InputValueError, match="NaN"):
+        frechet_distance(z, torch.full((2, 2), float("nan")), z, torch.eye(2))

@@ -76,3 +76,32 @@ def test_w2_to_reference_uses_blocks():
 def test_bad_inputs_explain_the_problem(x, y, match):
     with pytest.raises((ValueError, TypeError), match=match):
         wasserstein2_squared(x, y)
+
+
+def test_w2_ratio_is_the_ratio_of_means_with_first_order_error():
+    from diffusion_lib.eval.metrics import w2_ratio
+
+    score, floor = W2Estimate((0.30, 0.34, 0.32, 0.36)), W2Estimate((0.010, 0.012, 0.014))
+    ratio, sem = w2_ratio(score, floor)
+    a, b = np.mean([0.30, 0.34, 0.32, 0.36]), np.mean([0.010, 0.012, 0.014])
+    sa = np.std([0.30, 0.34, 0.32, 0.36], ddof=1) / 2
+    sb = np.std([0.010, 0.012, 0.014], ddof=1) / np.sqrt(3)
+    assert ratio == pytest.approx(a / b, rel=1e-12)
+    assert sem == pytest.approx(a / b * np.sqrt((sa / a) ** 2 + (sb / b) ** 2), rel=1e-12)
+    # a single value has no spread: only the floor's error remains; a zero score has ratio 0
+    assert w2_ratio(W2Estimate((0.5,)), floor)[1] == pytest.approx(0.5 / b * sb / b, rel=1e-12)
+    assert w2_ratio(W2Estimate((0.0, 0.0)), floor) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="floor must be positive"):
+        w2_ratio(score, W2Estimate((0.0,)))
+    with pytest.raises(TypeError, match="two W2Estimate"):
+        w2_ratio(0.3, floor)
+
+
+def test_w2_estimate_refuses_values_that_are_not_w2():
+    with pytest.raises(ValueError, match="empty"):
+        W2Estimate(())
+    with pytest.raises(ValueError, match=r"values\[1\]"):
+        W2Estimate((0.1, float("nan")))
+    with pytest.raises(ValueError, match=">= 0"):
+        W2Estimate((-0.1,))
+    assert W2Estimate([np.float32(0.25)]).values == (0.25,)

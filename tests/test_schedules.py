@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_lib import SCHEDULE_NAMES, NoiseSchedule, extract, make_beta
+from diffusion_lib import SCHEDULE_NAMES, NoiseSchedule, make_beta
 
 
 @pytest.mark.parametrize("T", [1000, 100])
@@ -114,16 +114,6 @@ def test_derived_tensors_match_definitions(name: str) -> None:
     assert bool((schedule.alpha_bar[1:] < schedule.alpha_bar[:-1]).all())
     assert bool((schedule.snr[1:] < schedule.snr[:-1]).all())
     assert bool((schedule.log_snr[1:] < schedule.log_snr[:-1]).all())
-
-
-def test_extract_gathers_and_broadcasts() -> None:
-    values = torch.arange(11, dtype=torch.float32) * 10.0
-    t = torch.tensor([3, 7])
-    out = extract(values, t, (2, 3, 4, 5))
-    assert out.shape == (2, 1, 1, 1)
-    assert out.flatten().tolist() == [30.0, 70.0]
-    x = torch.ones(2, 3, 4, 5)
-    assert torch.equal((out * x)[1], torch.full((3, 4, 5), 70.0))
 
 
 def test_to_and_repr_and_betas_roundtrip() -> None:

@@ -256,3 +256,22 @@ def test_book_notebook_student_edition(path, tmp_path):
         errors = [o for c in student.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
         assert len(errors) == 1 and errors[0].ename == "ExerciseFeedback", errors
         assert f"Exercise {report.labels[0]} is not implemented yet" in errors[0].evalue
+
+
+def test_command_line_errors_are_one_line_without_traceback(tmp_path, capsys):
+    teacher = tmp_path / "t.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), teacher)
+    (tmp_path / "afile").write_text("x")
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    cases = [
+        ([str(tmp_path / "missing.ipynb")], "not found"),
+        (["--out", str(tmp_path / "afile"), str(teacher)], "is a file, not a folder"),
+        (["--out", str(tmp_path / "afile" / "sub"), str(teacher)], "cannot write in"),
+        (["--out", str(tmp_path / "o"), str(tmp_path / "afile")], "not a Jupyter notebook"),
+        (["--out", str(tmp_path / "o2"), str(broken)], "could not be read"),
+    ]
+    for argv, message in cases:
+        assert se.main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)

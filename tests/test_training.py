@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_lib.train.loop import estimate_steps, lr_at_step, train
+from diffusion_lib.errors import NonFiniteError
+from diffusion_lib.train.loop import estimate_steps, train
 
 
 def _mse(model, batch, g):
@@ -33,11 +34,16 @@ def test_learns_a_line_and_is_deterministic():
 
 
 def test_lr_schedule_warmup_and_cosine():
-    assert lr_at_step(0, 100, 1.0, 10, "cosine") == pytest.approx(0.1)
-    assert lr_at_step(10, 110, 1.0, 10, "cosine") == pytest.approx(1.0)
-    assert lr_at_step(60, 110, 1.0, 10, "cosine") == pytest.approx(0.5)
-    assert lr_at_step(109, 110, 1.0, 10, "cosine", 0.1) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.99)))
-    assert lr_at_step(50, 100, 1.0, 10, "constant") == 1.0
+    """The learning rate the loop used at each step follows warm-up then cosine (or constant)."""
+    lrs = train(nn.Linear(1, 1), _mse, _data(), steps=110, lr=1.0, warmup_steps=10, progress=False).lrs
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0) and lrs[10] == pytest.approx(1.0)
+    assert lrs[60] == pytest.approx(0.5)
+    low = train(nn.Linear(1, 1), _mse, _data(), steps=110, lr=1.0, warmup_steps=10, final_lr_fraction=0.1,
+                progress=False).lrs
+    assert low[109] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.99)))
+    flat = train(nn.Linear(1, 1), _mse, _data(), steps=100, lr=1.0, warmup_steps=10, lr_schedule="constant",
+                 progress=False).lrs
+    assert flat[50] == 1.0 and flat[4] == pytest.approx(0.5)
 
 
 def test_ema_callback_and_sampler_data():
@@ -92,10 +98,11 @@ def test_estimate_steps_does_not_touch_the_model():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(steps=0), "steps must be a positive int"),
-        (dict(steps=5, lr=-1.0), "lr must be a positive"),
+        (dict(steps=0), "steps must be >= 1"),
+        (dict(steps=5, lr=-1.0), r"lr must be .*> 0"),
         (dict(steps=5, ema_decay=1.5), "ema_decay"),
         (dict(steps=5, lr_schedule="linear"), "lr_schedule"),
+        (dict(steps=5, stop_at=9), "stop_at"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -108,3 +115,48 @@ def test_non_scalar_and_nan_losses_are_explained():
         train(nn.Linear(1, 1), lambda m, b, g: (m(b[:, :1]) - b[:, 1:]) ** 2, _data(), steps=2, progress=False)
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         train(nn.Linear(1, 1), lambda m, b, g: m(b[:, :1]).sum() * float("nan"), _data(), steps=2, progress=False)
+
+
+class _Scale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return self.w * x
+
+
+def test_an_inf_gradient_on_the_last_step_stops_and_keeps_the_weights_finite():
+    calls = []
+
+    def loss_fn(m, b, g):
+        calls.append(1)
+        loss = (m(b) ** 2).mean()
+        if len(calls) == 5:  # d/dw sqrt(w - w0) at w = w0 is inf, times 0 gives NaN: a finite loss, a NaN gradient
+            loss = loss + 0 * torch.sqrt(m.w - m.w.detach()).sum()
+        return loss
+
+    model = _Scale()
+    with pytest.raises(NonFiniteError, match=r"gradient of parameter 'w'.*step 5.*lower the learning rate"):
+        train(model, loss_fn, torch.randn(16, 1), steps=5, progress=False)
+    assert torch.isfinite(model.w).all()
+
+
+def test_weights_that_overflow_are_reported_as_weights():
+    model = _Scale()
+    with pytest.raises(NonFiniteError, match=r"weight 'w' became NaN or inf in the update of step [2-9]"):
+        train(model, lambda m, b, g: torch.tanh(m(b)).mean(), torch.randn(8, 1), steps=10, lr=1e6,
+              weight_decay=1e6, progress=False)
+
+
+def test_ema_is_a_torch_averaged_model_copy_and_resume_restores_it():
+    torch.manual_seed(0)
+    a = nn.Linear(1, 1)
+    full = train(a, _mse, _data(), steps=12, ema_decay=0.8, ema_warmup=True, progress=False)
+    torch.manual_seed(0)
+    b = nn.Linear(1, 1)
+    part = train(b, _mse, _data(), steps=12, ema_decay=0.8, ema_warmup=True, stop_at=5, progress=False)
+    rest = train(b, _mse, _data(), steps=12, ema_decay=0.8, ema_warmup=True, resume=part.state, progress=False)
+    assert isinstance(full.ema_model, nn.Linear) and not full.ema_model.weight.requires_grad
+    assert torch.equal(full.ema_model.weight, rest.ema_model.weight) and full.lrs == rest.lrs
+    assert full.losses == rest.losses and torch.equal(a.weight, b.weight)

@@ -2,56 +2,12 @@
 
 from __future__ import annotations
 
-from diffusion_lib.core.diffusion import (
-    GaussianDiffusion,
-    MODEL_MEAN_TYPES,
-    MODEL_VAR_TYPES,
-    LOSS_TYPES,
-    DECODER_TYPES,
-)
-from diffusion_lib.core.losses import (
-    LOSS_KINDS,
-    normal_kl,
-    gaussian_log_likelihood,
-    discretized_gaussian_log_likelihood,
-    simple_loss,
-    mean_flat,
-    sum_flat,
-    bits_per_dim,
-)
-from diffusion_lib.core.schedules import (
-    SCHEDULE_NAMES,
-    make_beta,
-    NoiseSchedule,
-    extract,
-)
-from diffusion_lib.core.timesteps import (
-    TIMESTEP_SAMPLINGS,
-    timestep_probs,
-    sample_timesteps,
-    importance_bound,
-)
+# Each module lists its public names in __all__; the package re-exports exactly those, so a
+# chapter needs one import (from diffusion_lib.core import ...).
+from diffusion_lib.core import diffusion, losses, schedules, timesteps
+from diffusion_lib.core.diffusion import *  # noqa: F401,F403
+from diffusion_lib.core.losses import *  # noqa: F401,F403
+from diffusion_lib.core.schedules import *  # noqa: F401,F403
+from diffusion_lib.core.timesteps import *  # noqa: F401,F403
 
-__all__ = [
-    "GaussianDiffusion",
-    "MODEL_MEAN_TYPES",
-    "MODEL_VAR_TYPES",
-    "LOSS_TYPES",
-    "DECODER_TYPES",
-    "LOSS_KINDS",
-    "normal_kl",
-    "gaussian_log_likelihood",
-    "discretized_gaussian_log_likelihood",
-    "simple_loss",
-    "mean_flat",
-    "sum_flat",
-    "bits_per_dim",
-    "SCHEDULE_NAMES",
-    "make_beta",
-    "NoiseSchedule",
-    "extract",
-    "TIMESTEP_SAMPLINGS",
-    "timestep_probs",
-    "sample_timesteps",
-    "importance_bound",
-]
+__all__ = [*diffusion.__all__, *losses.__all__, *schedules.__all__, *timesteps.__all__]

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from diffusion_lib._checks import check_choice, check_int, check_tensor
+from diffusion_lib._checks import check_choice, check_int, check_real
+from diffusion_lib.errors import InputTypeError, InputValueError
 
-__all__ = ["SCHEDULE_NAMES", "make_beta", "NoiseSchedule", "extract"]
+__all__ = ["SCHEDULE_NAMES", "make_beta", "NoiseSchedule"]
 
 SCHEDULE_NAMES: tuple[str, ...] = ("linear", "cosine", "quadratic", "sigmoid")
 
@@ -41,10 +42,10 @@ def _default_endpoints(name: str, T: int, kwargs: dict[str, Any]) -> tuple[float
     as given.
     """
     scale = _DDPM_T / T
-    beta_start = float(kwargs.pop("beta_start", _DDPM_BETA_START * scale))
-    beta_end = float(kwargs.pop("beta_end", _DDPM_BETA_END * scale))
+    beta_start = check_real(kwargs.pop("beta_start", _DDPM_BETA_START * scale), "beta_start")
+    beta_end = check_real(kwargs.pop("beta_end", _DDPM_BETA_END * scale), "beta_end")
     if not 0.0 < beta_start <= beta_end < 1.0:
-        raise ValueError(
+        raise InputValueError(
             f"the {name!r} schedule needs 0 < beta_start <= beta_end < 1, but got "
             f"beta_start={beta_start:g}, beta_end={beta_end:g} (T={T}; the defaults are DDPM's "
             f"1e-4 and 0.02 scaled by 1000/T, which exceed 1 for T < 21). "
@@ -55,7 +56,7 @@ def _default_endpoints(name: str, T: int, kwargs: dict[str, Any]) -> tuple[float
 
 def _reject_leftover(name: str, kwargs: dict[str, Any], allowed: Sequence[str]) -> None:
     if kwargs:
-        raise TypeError(
+        raise InputTypeError(
             f"unexpected keyword argument(s) {sorted(kwargs)} for the {name!r} schedule; "
             f"it accepts: {', '.join(allowed)}"
         )
@@ -94,18 +95,18 @@ def make_beta(name: str, T: int = 1000, **kwargs: Any) -> torch.Tensor:
     Implements :eq:`eq-sched-cosine` (chapter ``noise_schedules``).
     """
     if not isinstance(name, str):
-        raise TypeError(f"schedule name must be a str, one of {SCHEDULE_NAMES}, got {name!r}")
+        raise InputTypeError(f"schedule name must be a str, one of {SCHEDULE_NAMES}, got {name!r}")
     check_choice(name, SCHEDULE_NAMES, "schedule name")
     T = check_int(T, "T (number of diffusion steps)", minimum=1)
     kwargs = dict(kwargs)
     if name == "cosine":
-        s = float(kwargs.pop("s", 0.008))
-        max_beta = float(kwargs.pop("max_beta", 0.999))
+        s = check_real(kwargs.pop("s", 0.008), "s")
+        max_beta = check_real(kwargs.pop("max_beta", 0.999), "max_beta")
         _reject_leftover(name, kwargs, ["s", "max_beta"])
         if s < 0:
-            raise ValueError(f"the cosine offset s must be >= 0, got {s}")
+            raise InputValueError(f"the cosine offset s must be >= 0, got {s}")
         if not 0.0 < max_beta < 1.0:
-            raise ValueError(f"max_beta must lie in (0, 1), got {max_beta}")
+            raise InputValueError(f"max_beta must lie in (0, 1), got {max_beta}")
         t = torch.arange(T + 1, dtype=torch.float64)
         abar = cosine_alpha_bar(t, T, s)
         beta = 1.0 - abar[1:] / abar[:-1]
@@ -119,28 +120,6 @@ def make_beta(name: str, T: int = 1000, **kwargs: Any) -> torch.Tensor:
     # sigmoid
     u = torch.linspace(-6.0, 6.0, T, dtype=torch.float64)
     return beta_start + (beta_end - beta_start) * torch.sigmoid(u)
-
-
-def extract(values: torch.Tensor, t: torch.Tensor, shape: Sequence[int] | torch.Size) -> torch.Tensor:
-    """Gather ``values[t]`` and reshape it to ``(B, 1, ..., 1)`` so it broadcasts over ``shape``.
-
-    ``values``: 1-D tensor indexed by timestep (length T + 1); ``t``: LongTensor of shape ``(B,)``;
-    ``shape``: the shape of the batch, ``(B, ...)``. Returns a tensor of shape
-    ``(B,) + (1,) * (len(shape) - 1)`` with the dtype of ``values``.
-    """
-    check_tensor(values, "values")
-    check_tensor(t, "t")
-    if values.ndim != 1:
-        raise ValueError(f"values must be a 1-D per-timestep tensor, got shape {tuple(values.shape)}")
-    if t.ndim != 1:
-        raise ValueError(f"t must be a 1-D tensor of shape (B,), got shape {tuple(t.shape)}")
-    if len(shape) == 0 or shape[0] != t.shape[0]:
-        raise ValueError(
-            f"t has {t.shape[0]} entries but the batch shape is {tuple(shape)}; "
-            f"the first dimension of the batch must equal the number of timesteps"
-        )
-    gathered = values.to(t.device)[t]
-    return gathered.reshape((t.shape[0],) + (1,) * (len(shape) - 1))
 
 
 class NoiseSchedule:
@@ -209,35 +188,35 @@ class NoiseSchedule:
             try:
                 betas = torch.as_tensor(betas, dtype=torch.float64)
             except (TypeError, ValueError, RuntimeError):
-                raise TypeError(
+                raise InputTypeError(
                     f"betas must be a 1-D tensor or a sequence of floats, got {type(betas).__name__}"
                 ) from None
         if betas.ndim != 1:
-            raise ValueError(
+            raise InputValueError(
                 f"betas must be a 1-D tensor of beta_1..beta_T, but got a tensor of shape "
                 f"{tuple(betas.shape)}"
             )
         if betas.numel() == 0:
-            raise ValueError("betas is empty: a schedule needs at least one step (T >= 1)")
+            raise InputValueError("betas is empty: a schedule needs at least one step (T >= 1)")
         if not (betas.is_floating_point() or betas.dtype in (torch.int32, torch.int64)):
-            raise TypeError(f"betas must be real numbers, got dtype {betas.dtype}")
+            raise InputTypeError(f"betas must be real numbers, got dtype {betas.dtype}")
         b = betas.detach().to("cpu", torch.float64)
         bad = torch.nonzero(~torch.isfinite(b))
         if bad.numel() > 0:
             i = int(bad[0])
-            raise ValueError(
+            raise InputValueError(
                 f"every beta_t must be finite, but beta at position {i} (t={i + 1}) is {b[i].item()}"
             )
         bad = torch.nonzero((b <= 0) | (b >= 1))
         if bad.numel() > 0:
             i = int(bad[0])
-            raise ValueError(
+            raise InputValueError(
                 f"every beta_t must lie strictly between 0 and 1 (it is the variance of the noise "
                 f"added at step t, and alpha_t = 1 - beta_t must stay positive), but beta at "
                 f"position {i} (t={i + 1}) is {b[i].item():g}"
             )
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+            raise InputTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
 
         self.T: int = int(b.numel())
         self.name: str | None = name
@@ -325,7 +304,7 @@ class NoiseSchedule:
             self.device = torch.device(device)
         if dtype is not None:
             if not dtype.is_floating_point:
-                raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+                raise InputTypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
             self.dtype = dtype
         for key in self._TENSOR_ATTRS:
             setattr(self, key, self._float64[key].to(device=self.device, dtype=self.dtype))

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from diffusion_lib._checks import check_choice, check_int
+from diffusion_lib._checks import check_choice, check_int, check_real
+from diffusion_lib.errors import InputTypeError, InputValueError
 
 if TYPE_CHECKING:  # only for type hints: this module does not import the diffusion code at run time
     from diffusion_lib.core.diffusion import GaussianDiffusion
 
-__all__ = ["TIMESTEP_SAMPLINGS", "timestep_probs", "sample_timesteps", "importance_bound"]
+__all__ = ["TIMESTEP_SAMPLINGS", "timestep_probs", "sample_timesteps", "balanced_timesteps", "importance_bound"]
 
 TIMESTEP_SAMPLINGS: tuple[str, ...] = ("uniform", "inverse_mix")
 
@@ -42,8 +43,9 @@ def timestep_probs(T: int, kind: str = "uniform", mix: float = 0.5) -> torch.Ten
     """
     T = check_int(T, "T", minimum=1)
     check_choice(kind, TIMESTEP_SAMPLINGS, "kind")
-    if not 0.0 <= mix < 1.0:
-        raise ValueError(f"mix must lie in [0, 1) so that every t keeps p(t) > 0, got {mix}")
+    mix = check_real(mix, "mix", minimum=0.0)
+    if not mix < 1.0:
+        raise InputValueError(f"mix must lie in [0, 1) so that every t keeps p(t) > 0, got {mix}")
     uniform = torch.full((T,), 1.0 / T, dtype=torch.float64)
     if kind == "uniform":
         return uniform
@@ -60,15 +62,31 @@ def sample_timesteps(
     LongTensor of values in 1..T and a float32 tensor, both of shape ``(batch_size,)``. With
     uniform p every weight is exactly 1.
     """
-    if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or probs.numel() < 1:
-        raise ValueError("probs must be a 1-D tensor p(t) for t = 1..T (see timestep_probs)")
-    if (probs <= 0).any() or abs(float(probs.sum()) - 1.0) > 1e-6:
-        raise ValueError("probs must be positive and sum to 1: every t needs p(t) > 0 for an unbiased bound")
+    if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or probs.numel() < 1 or not probs.is_floating_point():
+        raise InputValueError("probs must be a 1-D float tensor p(t) for t = 1..T (see timestep_probs)")
+    if not bool(torch.isfinite(probs).all()) or (probs <= 0).any() or abs(float(probs.sum()) - 1.0) > 1e-6:
+        raise InputValueError("probs must be positive and sum to 1: every t needs p(t) > 0 for an unbiased bound")
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     T = probs.numel()
     t = torch.multinomial(probs, batch_size, replacement=True, generator=generator) + 1
     w = (1.0 / (T * probs[t - 1])).float()
     return t, w
+
+
+def balanced_timesteps(T: int, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""``batch`` timesteps that cover 1..T equally often (up to one), in random order: a LongTensor (batch,).
+
+    t_i = ((i + o) mod T) + 1 for i = 0..batch-1 with a uniform random offset o, then shuffled.
+    Each t_i is marginally uniform on 1..T, so T * L_{t_i - 1} stays an unbiased estimate of the
+    sum over t, with less variance than independent draws (the 2015 model's loss uses it).
+    """
+    T = check_int(T, "T", minimum=1)
+    batch = check_int(batch, "batch", minimum=1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InputTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    offset = torch.randint(0, T, (1,), generator=generator)
+    t = (torch.arange(batch) + offset) % T + 1
+    return t[torch.randperm(batch, generator=generator)]
 
 
 def importance_bound(
@@ -111,11 +129,17 @@ def importance_bound(
 
     Implements :eq:`eq-ddpm-importance-bound` (chapter ``ddpm_digits``).
     """
-    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 2:
-        raise TypeError("x0 must be a float tensor (N, ...) of images, e.g. load_digits_split('test')[0]")
+    from diffusion_lib.core import _validate
+    from diffusion_lib.core.diffusion import GaussianDiffusion
+
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise InputTypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point() or x0.ndim < 2 or x0.shape[0] < 1:
+        raise InputTypeError("x0 must be a float tensor (N, ...) of images with N >= 1, e.g. load_digits_split('test')[0]")
+    _validate.data(x0, "x0")
     T = int(diffusion.T)
     if not isinstance(probs, torch.Tensor) or probs.shape != (T,):
-        raise ValueError(
+        raise InputValueError(
             f"probs must be p(t) for t = 1..T, a tensor of length T = {T} (see timestep_probs(T, kind)); "
             f"got {type(probs).__name__}{'' if not isinstance(probs, torch.Tensor) else f' of shape {tuple(probs.shape)}'}"
         )

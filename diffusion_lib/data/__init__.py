@@ -2,40 +2,10 @@
 
 from __future__ import annotations
 
-from diffusion_lib.data.builtin import (
-    swiss_roll,
-    load_digits_split,
-    digits_to_levels,
-    levels_to_digits,
-    quantize_digits,
-    DIGITS_NUM_LEVELS,
-    DIGITS_SPLITS,
-    DIGITS_SHAPE,
-)
-from diffusion_lib.data.online import (
-    read_idx,
-    write_idx,
-    load_mnist,
-    load_fashion_mnist,
-    download,
-    MIRRORS,
-    FILES,
-)
+# Each module lists its public names in __all__; the package re-exports exactly those, so a
+# chapter needs one import (from diffusion_lib.data import ...).
+from diffusion_lib.data import builtin, online
+from diffusion_lib.data.builtin import *  # noqa: F401,F403
+from diffusion_lib.data.online import *  # noqa: F401,F403
 
-__all__ = [
-    "swiss_roll",
-    "load_digits_split",
-    "digits_to_levels",
-    "levels_to_digits",
-    "quantize_digits",
-    "DIGITS_NUM_LEVELS",
-    "DIGITS_SPLITS",
-    "DIGITS_SHAPE",
-    "read_idx",
-    "write_idx",
-    "load_mnist",
-    "load_fashion_mnist",
-    "download",
-    "MIRRORS",
-    "FILES",
-]
+__all__ = [*builtin.__all__, *online.__all__]

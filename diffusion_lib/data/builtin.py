@@ -13,26 +13,26 @@ Both ship with scikit-learn, so nothing is downloaded and every chapter runs off
 
 from __future__ import annotations
 
+import math
+import numbers
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from diffusion_lib.errors import InputTypeError, InputValueError
+
 __all__ = [
     "swiss_roll",
     "load_digits_split",
     "digits_to_levels",
-    "levels_to_digits",
     "quantize_digits",
     "DIGITS_NUM_LEVELS",
     "DIGITS_SPLITS",
-    "DIGITS_SHAPE",
 ]
 
 #: Number of distinct pixel values in the digits (0, 1, ..., 16).
 DIGITS_NUM_LEVELS: int = 17
-#: Shape of one digit image as a tensor: one channel, 8 x 8 pixels.
-DIGITS_SHAPE: tuple[int, int, int] = (1, 8, 8)
 #: The fixed split, as half-open index ranges into ``sklearn.datasets.load_digits()`` order.
 DIGITS_SPLITS: dict[str, tuple[int, int]] = {
     "train": (0, 1000),
@@ -44,6 +44,16 @@ _MAX_LEVEL = DIGITS_NUM_LEVELS - 1  # 16
 _HALF = _MAX_LEVEL / 2  # 8: x = v / 8 - 1
 
 
+def _count(value: object, name: str, minimum: int) -> int:
+    """An int (Python, NumPy or 0-dim integer tensor) >= ``minimum``; ``InputValueError`` otherwise."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point() and value.dtype != torch.bool:
+        value = int(value.item())
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        kind = "a positive int" if minimum == 1 else f"a non-negative int"
+        raise InputValueError(f"swiss_roll: {name} must be {kind}, got {value!r}")
+    return int(value)
+
+
 def swiss_roll(n: int, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
     """Draw ``n`` points from the 2-D Swiss roll, as a float32 tensor of shape ``(n, 2)``.
 
@@ -53,20 +63,20 @@ def swiss_roll(n: int, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
     standard deviation ``noise / 10`` per coordinate.
 
     Args:
-        n: number of points, a positive int.
+        n: number of points, a positive int (NumPy ints too).
         noise: standard deviation of the Gaussian noise scikit-learn adds *before* the
             division by 10 (so ``noise=0.5`` gives a spread of 0.05 in the returned units).
-        seed: seed of the random draw; the same seed gives the same points.
+        seed: seed of the random draw, an int in 0..2**32 - 1; the same seed gives the same points.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"swiss_roll: n must be a positive int (number of points), got {n!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
-        raise ValueError(f"swiss_roll: noise must be a float >= 0 (a standard deviation), got {noise!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"swiss_roll: seed must be a non-negative int, got {seed!r}")
+    n = _count(n, "n (number of points)", 1)
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not math.isfinite(float(noise)) or float(noise) < 0:
+        raise InputValueError(f"swiss_roll: noise must be a finite float >= 0 (a standard deviation), got {noise!r}")
+    seed = _count(seed, "seed", 0)
+    if seed >= 2**32:
+        raise InputValueError(f"swiss_roll: seed must be a non-negative int below 2**32 (NumPy's limit), got {seed}")
     from sklearn.datasets import make_swiss_roll
 
-    points, _ = make_swiss_roll(n_samples=int(n), noise=float(noise), random_state=int(seed))
+    points, _ = make_swiss_roll(n_samples=n, noise=float(noise), random_state=seed)
     return torch.from_numpy(points[:, [0, 2]] / 10.0).to(torch.float32)
 
 
@@ -84,10 +94,10 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def _canonical_split(split: str) -> str:
     if not isinstance(split, str):
-        raise TypeError(f"split must be a string, one of {sorted(DIGITS_SPLITS)}, got {type(split).__name__}")
+        raise InputTypeError(f"split must be a string, one of {sorted(DIGITS_SPLITS)}, got {type(split).__name__}")
     key = _SPLIT_ALIASES.get(split.lower(), split.lower())
     if key not in DIGITS_SPLITS:
-        raise ValueError(
+        raise InputValueError(
             f"unknown digits split {split!r}; allowed splits are 'train' (first 1000 images), "
             f"'val' (next 350) and 'test' (last 447)"
         )
@@ -108,47 +118,39 @@ def load_digits_split(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]
     start, stop = DIGITS_SPLITS[_canonical_split(split)]
     images, labels = _digits_arrays()
     levels = torch.from_numpy(images[start:stop].copy()).unsqueeze(1)
-    return levels_to_digits(levels), torch.from_numpy(labels[start:stop].copy())
+    return _levels_to_digits(levels), torch.from_numpy(labels[start:stop].copy())
 
 
-def levels_to_digits(levels: torch.Tensor) -> torch.Tensor:
-    """Map integer pixel levels v in {0, ..., 16} to the model's scale x = v / 8 - 1 in [-1, 1]."""
-    if not isinstance(levels, torch.Tensor):
-        raise TypeError(f"levels_to_digits expects a torch.Tensor of levels, got {type(levels).__name__}")
-    if levels.is_floating_point():
-        if not torch.equal(levels, levels.round()):
-            raise ValueError(
-                "levels_to_digits expects whole-number levels 0..16; got fractional values. "
-                "Did you mean digits_to_levels (float image -> levels)?"
-            )
-    elif levels.dtype == torch.bool or levels.is_complex():
-        raise TypeError(f"levels_to_digits expects an integer tensor, got dtype {levels.dtype}")
-    if levels.numel() and (levels.min() < 0 or levels.max() > _MAX_LEVEL):
-        raise ValueError(
-            f"levels must lie in 0..{_MAX_LEVEL}; got values in "
-            f"[{levels.min().item()}, {levels.max().item()}]"
-        )
+def _levels_to_digits(levels: torch.Tensor) -> torch.Tensor:
+    """Map integer pixel levels v in {0, ..., 16} (a checked integer tensor) to x = v / 8 - 1 in [-1, 1]."""
     return levels.to(torch.float32) / _HALF - 1.0
 
 
 def digits_to_levels(images: torch.Tensor) -> torch.Tensor:
     """Map images on the [-1, 1] scale to the nearest pixel level v = round(8 (x + 1)) in {0, ..., 16}.
 
-    Values outside [-1, 1] (e.g. from a sampler) are clipped to the nearest end level, so this
-    also quantizes a model's continuous samples. Returns a LongTensor of the same shape.
+    Finite values outside [-1, 1] (e.g. from a sampler) are clipped to the nearest end level, so
+    this also quantizes a model's continuous samples; NaN and infinity are refused. Returns a
+    LongTensor of the same shape.
     """
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"digits_to_levels expects a torch.Tensor, got {type(images).__name__}")
+        raise InputTypeError(f"digits_to_levels expects a torch.Tensor, got {type(images).__name__}")
     if not images.is_floating_point():
-        raise TypeError(
+        raise InputTypeError(
             f"digits_to_levels expects a float tensor on the [-1, 1] scale, got dtype {images.dtype}; "
             "integer tensors are probably already levels"
         )
-    if torch.isnan(images).any():
-        raise ValueError("digits_to_levels: the images contain NaN values")
+    if images.numel() and not bool(torch.isfinite(images).all()):
+        raise InputValueError(
+            "digits_to_levels: the images contain NaN or infinite values (a diverged sampler?); "
+            "only finite images can be mapped to pixel levels"
+        )
     return torch.round((images.clamp(-1.0, 1.0) + 1.0) * _HALF).to(torch.long)
 
 
 def quantize_digits(images: torch.Tensor) -> torch.Tensor:
-    """Round float images on the [-1, 1] scale to the nearest of the 17 valid pixel values."""
-    return levels_to_digits(digits_to_levels(images))
+    """Round float images on the [-1, 1] scale to the nearest of the 17 valid pixel values (float32).
+
+    Values outside [-1, 1] are clipped first; NaN and infinity are refused.
+    """
+    return _levels_to_digits(digits_to_levels(images))

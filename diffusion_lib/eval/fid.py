@@ -26,7 +26,6 @@ Main entry points:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +56,6 @@ __all__ = [
 FEATURE_DIM: int = 64
 #: Where ``scripts/train_digit_classifier.py`` writes the shipped classifier.
 DEFAULT_CLASSIFIER_PATH: Path = checkpoint_dir() / "digit_classifier.pt"
-_FORMAT = "diffusion_lib.fid.DigitClassifier/1"
 
 
 #: Largest |pixel| accepted as "on the [-1, 1] scale": a sampler may overshoot a little (unclipped
@@ -104,7 +102,10 @@ class DigitClassifier(nn.Module):
     -> linear (64) -> ReLU = **features** -> dropout -> linear (10) = class logits.
 
     ``forward(x)`` returns the logits; ``features(x)`` the 64-dimensional penultimate layer.
-    Inputs are images on the book's [-1, 1] scale.
+    Inputs are ``(B, 1, 8, 8)`` float images on the book's [-1, 1] scale, cast to the dtype of the
+    weights. Both check shape and dtype only (they run inside loops, so they make no device
+    sync): a NaN pixel gives NaN outputs; :func:`classifier_accuracy` and
+    :class:`FrechetDigitDistance` refuse non-finite images.
     """
 
     def __init__(self, num_classes: int = 10, feature_dim: int = FEATURE_DIM, dropout: float = 0.2) -> None:
@@ -184,93 +185,82 @@ def train_digit_classifier(
     seed: int = 0,
     progress: bool = False,
 ) -> ClassifierTrainResult:
-    """Train a :class:`DigitClassifier` with cross-entropy and Adam on ``(images, labels)``.
+    """Train a :class:`DigitClassifier` with cross-entropy on ``(images, labels)``, with the book's one loop.
 
-    Each step draws a minibatch with replacement (seeded), shifts every image by up to
-    ``max_shift`` pixels and adds N(0, ``noise_std``^2) pixel noise, so that the features do not
-    depend on exact pixel positions or on the small noise a sampler leaves behind. The learning
-    rate decays with a cosine from ``lr`` to 0. Deterministic for a given ``seed`` on one machine.
+    The loop is :func:`diffusion_lib.train.loop.train` (AdamW with decoupled ``weight_decay``, the
+    learning rate decaying with a cosine from ``lr`` to 0, NaN guard). Each step draws a minibatch
+    with replacement (seeded), shifts every image by up to ``max_shift`` pixels and adds
+    N(0, ``noise_std``^2) pixel noise, so that the features do not depend on exact pixel positions
+    or on the small noise a sampler leaves behind. Deterministic for a given ``seed`` on one machine.
 
     Args:
         images: (N, 1, 8, 8) float images on the [-1, 1] scale (the TRAIN split in the book).
         labels: (N,) integer classes 0..9.
     """
+    from diffusion_lib.train.loop import train
+
     images = _check_images(images, "images")
     if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32) or labels.ndim != 1:
-        raise TypeError("labels must be a 1-D integer tensor (LongTensor) of digit classes 0..9")
+        raise InputTypeError("labels must be a 1-D integer tensor (LongTensor) of digit classes 0..9")
     if labels.shape[0] != images.shape[0]:
-        raise ValueError(f"images and labels disagree: {images.shape[0]} images but {labels.shape[0]} labels")
-    if int(steps) < 1 or int(batch_size) < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    gen = torch.Generator().manual_seed(seed)
+        raise InputValueError(f"images and labels disagree: {images.shape[0]} images but {labels.shape[0]} labels")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > 9):
+        raise InputValueError(f"labels must be digit classes 0..9, got values from {int(labels.min())} to {int(labels.max())}")
+    max_shift = check_int(max_shift, "max_shift", minimum=0)
+    if max_shift > 7:
+        raise InputValueError(f"max_shift must be at most 7 pixels (the images are 8x8), got {max_shift}")
+    noise_std = check_real(noise_std, "noise_std", minimum=0.0)
+    seed = check_int(seed, "seed", minimum=0)
+    labels = labels.long()
     torch.manual_seed(seed)  # initial weights and dropout
     model = DigitClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
-    losses: list[float] = []
-    iterator = range(int(steps))
-    if progress:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="training the digit classifier")
-    start = time.perf_counter()
-    model.train()
-    for _ in iterator:
-        idx = torch.randint(0, images.shape[0], (int(batch_size),), generator=gen)
-        x = _augment(images[idx], gen, max_shift, noise_std)
-        loss = F.cross_entropy(model(x), labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-    seconds = time.perf_counter() - start
-    model.eval()
+    def loss_fn(net: nn.Module, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return F.cross_entropy(net(_augment(images[idx], gen, max_shift, noise_std)), labels[idx])
+
+    run = train(model, loss_fn, torch.arange(images.shape[0]), steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                weight_decay=weight_decay, progress=progress, desc="training the digit classifier")
     acc = classifier_accuracy(model, images, labels)
-    return ClassifierTrainResult(model=model, losses=losses, seconds=seconds, train_accuracy=acc)
+    return ClassifierTrainResult(model=model, losses=run.losses, seconds=run.seconds, train_accuracy=acc)
 
 
-def save_digit_classifier(model: DigitClassifier, path: str | Path, metadata: dict | None = None) -> None:
-    """Save the classifier's weights and a small metadata dict (str/int/float values only)."""
+def save_digit_classifier(model: DigitClassifier, path: str | Path, metadata: dict | None = None) -> Path:
+    """Save the classifier in the book's one checkpoint format (:mod:`diffusion_lib.train.checkpoints`).
+
+    ``metadata`` (plain values: training seed, steps, accuracies, ...) is stored as the file's
+    metrics. Returns the path written.
+    """
+    from diffusion_lib.train.checkpoints import write_checkpoint
+
     if not isinstance(model, DigitClassifier):
-        raise TypeError(f"model must be a DigitClassifier, got {type(model).__name__}")
-    meta = {str(k): v for k, v in (metadata or {}).items()}
-    for k, v in meta.items():
-        if not isinstance(v, (str, int, float, bool)):
-            raise TypeError(f"metadata[{k!r}] must be a str, int, float or bool (got {type(v).__name__})")
-        # plain built-in types only (e.g. torch.__version__ is a str subclass that weights_only rejects)
-        meta[k] = bool(v) if isinstance(v, bool) else int(v) if isinstance(v, int) else float(v) if isinstance(v, float) else str(v)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": _FORMAT,
-        "num_classes": model.num_classes,
-        "feature_dim": model.feature_dim,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "metadata": meta,
-    }
-    torch.save(payload, path)
+        raise InputTypeError(f"model must be a DigitClassifier, got {type(model).__name__}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InputTypeError(f"metadata must be a dict of plain values (or None), got {type(metadata).__name__}")
+    config = {"num_classes": model.num_classes, "feature_dim": model.feature_dim}
+    return write_checkpoint(path, "digit_classifier", config, model.state_dict(), metrics=metadata)
 
 
 def load_digit_classifier(path: str | Path | None = None) -> DigitClassifier:
     """Load a classifier saved by :func:`save_digit_classifier` (default: the shipped one), in eval mode.
 
-    Uses ``torch.load(..., weights_only=True)``, so a checkpoint cannot run code. The metadata
+    Uses ``torch.load(..., weights_only=True)``, so a checkpoint cannot run code; a missing,
+    damaged or foreign file raises :class:`~diffusion_lib.errors.CheckpointError`. The metadata
     (training seed, steps, accuracies) is attached as ``model.metadata``.
     """
+    from diffusion_lib.errors import CheckpointError, DiffusionLibError
+    from diffusion_lib.train.checkpoints import load_weights, read_checkpoint
+
     path = Path(path) if path is not None else DEFAULT_CLASSIFIER_PATH
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no digit classifier at {path}. The book ships one in checkpoints/digit_classifier.pt; "
-            "recreate it with `python scripts/train_digit_classifier.py`"
-        )
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not a digit-classifier checkpoint written by save_digit_classifier")
-    model = DigitClassifier(num_classes=payload["num_classes"], feature_dim=payload["feature_dim"])
-    model.load_state_dict(payload["state_dict"])
+    ckpt = read_checkpoint(path, "digit_classifier")
+    config = ckpt["config"]
+    try:
+        model = DigitClassifier(num_classes=config["num_classes"], feature_dim=config["feature_dim"])
+    except (DiffusionLibError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{path} has a classifier config this library cannot build ({err!r}); write it again "
+                              "with python scripts/train_digit_classifier.py --out <file>") from None
+    load_weights(model, ckpt["model"], path)
     model.eval()
-    model.metadata = dict(payload.get("metadata", {}))
+    model.metadata = dict(ckpt["metrics"])
     return model
 
 

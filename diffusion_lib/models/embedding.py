@@ -18,6 +18,9 @@ import math
 import torch
 from torch import nn
 
+from diffusion_lib._checks import check_finite, check_int, check_real
+from diffusion_lib.errors import InputTypeError, InputValueError
+
 __all__ = ["sinusoidal_embedding", "SinusoidalTimeEmbedding"]
 
 
@@ -39,18 +42,31 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0
     Implements :eq:`eq-ddpm-embedding` (chapter ``ddpm_2d``).
     """
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")
+        raise InputTypeError(f"t must be a torch.Tensor of shape (B,), got {type(t).__name__}")
     if t.ndim != 1:
-        raise ValueError(f"t must have shape (B,), one timestep per sample; got shape {tuple(t.shape)}")
-    if not isinstance(dim, int) or dim < 2 or dim % 2:
-        raise ValueError(f"dim must be an even int >= 2 (half sines, half cosines), got {dim!r}")
-    if max_period <= 1:
-        raise ValueError(f"max_period must be > 1, got {max_period}")
+        raise InputValueError(f"t must have shape (B,), one timestep per sample; got shape {tuple(t.shape)}")
+    if t.is_complex() or t.dtype == torch.bool:
+        raise InputTypeError(f"t must hold integer (or real) timesteps, got dtype {t.dtype}")
+    if t.is_floating_point():
+        check_finite(t, "t")
+    dim = _check_dim(dim, "dim")
+    max_period = _check_period(max_period)
     half = dim // 2
     k = torch.arange(half, dtype=torch.float32, device=t.device)
     omega = torch.exp(-math.log(max_period) * k / half)
     angle = t.to(torch.float32)[:, None] * omega[None, :]
     return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1)
+
+
+def _check_dim(dim: object, name: str) -> int:
+    dim = check_int(dim, name, minimum=2)
+    if dim % 2:
+        raise InputValueError(f"{name} must be an even int >= 2 (half sines, half cosines), got {dim!r}")
+    return dim
+
+
+def _check_period(max_period: object) -> float:
+    return check_real(max_period, "max_period", minimum=1.0, strict=True)
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -64,12 +80,14 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     def __init__(self, dim: int, out_dim: int | None = None, max_period: float = 10_000.0) -> None:
         super().__init__()
-        if not isinstance(dim, int) or dim < 2 or dim % 2:
-            raise ValueError(f"dim must be an even int >= 2, got {dim!r}")
-        out_dim = dim if out_dim is None else out_dim
+        dim = _check_dim(dim, "dim")
+        out_dim = dim if out_dim is None else check_int(out_dim, "out_dim", minimum=1)
+        max_period = _check_period(max_period)
         self.dim = dim
         self.max_period = max_period
         self.mlp = nn.Sequential(nn.Linear(dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(sinusoidal_embedding(t, self.dim, self.max_period))
+        """``MLP(sinusoidal_embedding(t))`` of shape ``(B, out_dim)``, in the dtype of the MLP's weights."""
+        code = sinusoidal_embedding(t, self.dim, self.max_period)
+        return self.mlp(code.to(self.mlp[0].weight.dtype))

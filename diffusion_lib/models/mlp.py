@@ -17,35 +17,48 @@ uses it (``GaussianDiffusion`` or :mod:`diffusion_lib.topics.sohl2015`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from diffusion_lib._checks import check_finite, check_input_dtype, check_int
+from diffusion_lib.errors import InputTypeError, InputValueError
 from diffusion_lib.models.embedding import sinusoidal_embedding
 
-__all__ = ["PerTimestepMLP", "TimeMLP", "check_model_inputs"]
+__all__ = ["PerTimestepMLP", "TimeMLP"]
 
 
-def check_model_inputs(x: torch.Tensor, t: torch.Tensor, data_dim: int, T: int | None) -> None:
-    """Raise a ``ValueError``/``TypeError`` that names the problem if ``(x, t)`` is not a valid call."""
+def _check_model_inputs(x: Any, t: Any, data_dim: int, T: int, dtype: torch.dtype) -> None:
+    """Raise a library error that names the problem if ``(x, t)`` is not a valid call of the model.
+
+    ``x`` must be a finite ``(B, data_dim)`` tensor of the model's dtype ``dtype``; ``t`` a
+    LongTensor ``(B,)`` with values in 1..T.
+    """
     if not isinstance(x, torch.Tensor) or not isinstance(t, torch.Tensor):
-        raise TypeError("call the model as model(x_t, t) with two torch.Tensors")
+        raise InputTypeError(
+            "call the model as model(x_t, t) with two torch.Tensors: x_t of shape (B, data_dim) and "
+            "t a LongTensor of shape (B,); for one timestep use torch.full((B,), t, dtype=torch.long)"
+        )
     if x.ndim != 2 or x.shape[1] != data_dim:
-        raise ValueError(
+        raise InputValueError(
             f"x_t must have shape (B, {data_dim}) - one {data_dim}-D point per row; "
             f"got shape {tuple(x.shape)}"
         )
+    check_input_dtype(x, dtype, "x_t")
     if t.ndim != 1 or t.shape[0] != x.shape[0]:
-        raise ValueError(
+        raise InputValueError(
             f"t must have shape (B,) = ({x.shape[0]},), one timestep per point; got {tuple(t.shape)}. "
             "Use torch.full((B,), t, dtype=torch.long) for a single timestep."
         )
     if t.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"t must be an integer (Long) tensor of timesteps in 1..T, got dtype {t.dtype}")
-    if T is not None and t.numel() and (int(t.min()) < 1 or int(t.max()) > T):
-        raise ValueError(
+        raise InputTypeError(f"t must be an integer (Long) tensor of timesteps in 1..T, got dtype {t.dtype}")
+    if t.numel() and (int(t.min()) < 1 or int(t.max()) > T):
+        raise InputValueError(
             f"timesteps must lie in 1..T = 1..{T} (t counts from 1; t = 0 is the data), "
             f"got values in [{int(t.min())}, {int(t.max())}]"
         )
+    check_finite(x, "x_t")
 
 
 class PerTimestepMLP(nn.Module):
@@ -75,11 +88,11 @@ class PerTimestepMLP(nn.Module):
         trunk_layers: int = 3,
     ) -> None:
         super().__init__()
-        if not isinstance(T, int) or T < 1:
-            raise ValueError(f"T must be a positive int (the number of timesteps), got {T!r}")
-        for name, v in [("data_dim", data_dim), ("hidden", hidden), ("trunk_layers", trunk_layers)]:
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        T = check_int(T, "T (the number of timesteps)", minimum=1)
+        data_dim = check_int(data_dim, "data_dim", minimum=1)
+        hidden = check_int(hidden, "hidden", minimum=1)
+        trunk_layers = check_int(trunk_layers, "trunk_layers", minimum=1)
+        out_dim = None if out_dim is None else check_int(out_dim, "out_dim", minimum=1)
         self.T = T
         self.data_dim = data_dim
         self.out_dim = data_dim if out_dim is None else out_dim
@@ -96,13 +109,15 @@ class PerTimestepMLP(nn.Module):
 
     def head_parameters(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The read-out of step t (1..T): ``(W[t], b[t])`` of shapes ``(out_dim, hidden)``, ``(out_dim,)``."""
-        if not 1 <= int(t) <= self.T:
-            raise ValueError(f"t must lie in 1..T = 1..{self.T}, got {t}")
-        cols = slice((int(t) - 1) * self.out_dim, int(t) * self.out_dim)
+        t = check_int(t, "t")
+        if not 1 <= t <= self.T:
+            raise InputValueError(f"t must lie in 1..T = 1..{self.T} (t counts from 1), got {t}")
+        cols = slice((t - 1) * self.out_dim, t * self.out_dim)
         return self.head_weight[:, cols].T, self.head_bias[cols]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        check_model_inputs(x, t, self.data_dim, self.T)
+        """The output of each point's own head, ``(B, out_dim)``."""
+        _check_model_inputs(x, t, self.data_dim, self.T, self.head_weight.dtype)
         h = self.trunk(x)
         all_heads = (h @ self.head_weight + self.head_bias).view(x.shape[0], self.T, self.out_dim)
         return all_heads[torch.arange(x.shape[0], device=x.device), t.long() - 1]
@@ -111,7 +126,6 @@ class PerTimestepMLP(nn.Module):
 class _ResBlock(nn.Module):
     def __init__(self, hidden: int, time_dim: int) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(hidden)
         self.fc1 = nn.Linear(hidden, hidden)
         self.temb = nn.Linear(time_dim, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
@@ -127,7 +141,7 @@ class TimeMLP(nn.Module):
     """One residual MLP for all timesteps, conditioned on a sinusoidal embedding of t (DDPM style).
 
     ``e = MLP(sinusoidal_embedding(t))``; ``h = W_in x``; each of ``n_blocks`` residual blocks
-    computes ``h <- h + W2 silu(W1 LayerNorm(h) + U e)``; the output is ``W_out silu(h)``.
+    computes ``h <- h + W2 silu(W1 h + U e)``; the output is ``W_out silu(h)``.
 
     Args:
         T: number of timesteps (used to check inputs and to scale the embedding's periods).
@@ -148,14 +162,14 @@ class TimeMLP(nn.Module):
         time_dim: int = 32,
     ) -> None:
         super().__init__()
-        if not isinstance(T, int) or T < 1:
-            raise ValueError(f"T must be a positive int (the number of timesteps), got {T!r}")
-        for name, v in [("data_dim", data_dim), ("hidden", hidden), ("n_blocks", n_blocks),
-                        ("time_dim", time_dim)]:
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        T = check_int(T, "T (the number of timesteps)", minimum=1)
+        data_dim = check_int(data_dim, "data_dim", minimum=1)
+        hidden = check_int(hidden, "hidden", minimum=1)
+        n_blocks = check_int(n_blocks, "n_blocks", minimum=1)
+        time_dim = check_int(time_dim, "time_dim", minimum=1)
+        out_dim = None if out_dim is None else check_int(out_dim, "out_dim", minimum=1)
         if time_dim % 2:
-            raise ValueError(f"time_dim must be even (half sines, half cosines), got {time_dim}")
+            raise InputValueError(f"time_dim must be even (half sines, half cosines), got {time_dim}")
         self.T = T
         self.data_dim = data_dim
         self.out_dim = data_dim if out_dim is None else out_dim
@@ -168,8 +182,13 @@ class TimeMLP(nn.Module):
         self.out = nn.Linear(hidden, self.out_dim)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        check_model_inputs(x, t, self.data_dim, self.T)
-        temb = self.time_mlp(sinusoidal_embedding(t, self.time_dim, self.max_period))
+        """The prediction ``(B, out_dim)`` for points ``x`` ``(B, data_dim)`` at timesteps ``t`` ``(B,)``.
+
+        ``x`` must have the dtype of the weights: float32 by default, float64 after ``model.double()``.
+        """
+        _check_model_inputs(x, t, self.data_dim, self.T, self.inp.weight.dtype)
+        code = sinusoidal_embedding(t, self.time_dim, self.max_period).to(self.inp.weight.dtype)
+        temb = self.time_mlp(code)
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, temb)

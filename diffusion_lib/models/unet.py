@@ -47,6 +47,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from diffusion_lib._checks import check_choice, check_finite, check_floating, check_input_dtype, check_int, check_real
+from diffusion_lib.errors import InputTypeError, InputValueError
 from diffusion_lib.models.embedding import SinusoidalTimeEmbedding, sinusoidal_embedding
 
 __all__ = [
@@ -70,6 +72,28 @@ TIME_CONDITIONINGS: tuple[str, ...] = ("scale_shift", "add")
 PADDING_MODES: tuple[str, ...] = ("zeros", "circular")
 
 
+def _check_feature_map(x: Any, channels: int, owner: nn.Module, name: str = "x") -> torch.Tensor:
+    """A finite ``(B, channels, H, W)`` tensor in the dtype of ``owner``'s parameters."""
+    check_floating(x, name)
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise InputValueError(
+            f"{type(owner).__name__} expects {name} of shape (B, {channels}, H, W), but got {tuple(x.shape)}"
+        )
+    weight = next(owner.parameters(), None)
+    if weight is not None:
+        check_input_dtype(x, weight.dtype, name, f"this {type(owner).__name__}")
+    return x  # shape and dtype only: blocks run inside every U-Net forward, whose input is checked once
+
+
+def _check_emb(emb: Any, batch: int, emb_dim: int, owner: nn.Module) -> None:
+    check_floating(emb, "emb")
+    if emb.ndim != 2 or tuple(emb.shape) != (batch, emb_dim):
+        raise InputValueError(
+            f"{type(owner).__name__} expects the conditioning vector emb of shape ({batch}, {emb_dim}) "
+            f"(one per image), but got {tuple(emb.shape)}"
+        )
+
+
 def fourier_features(x: torch.Tensor, exponents: Sequence[int]) -> torch.Tensor:
     r"""``x`` with the channels ``sin(2^n pi x)``, ``cos(2^n pi x)`` for each ``n`` appended (dim 1).
 
@@ -80,6 +104,13 @@ def fourier_features(x: torch.Tensor, exponents: Sequence[int]) -> torch.Tensor:
     ``n = 3`` twice it, so ``exponents=(3, 4)`` hands the network that periodic structure directly.
     Output: ``(B, C * (1 + 2 * len(exponents)), H, W)``.
     """
+    check_floating(x, "x")
+    if x.ndim < 2:
+        raise InputValueError(f"x must be a batch (B, C, ...) with a channel dimension, got shape {tuple(x.shape)}")
+    check_finite(x, "x")
+    if isinstance(exponents, (str, bytes)) or not hasattr(exponents, "__iter__"):
+        raise InputTypeError(f"exponents must be a sequence of ints n (features sin(2^n pi x)), got {exponents!r}")
+    exponents = [check_int(n, "each entry of exponents") for n in exponents]
     feats = [x]
     for n in exponents:
         arg = (2.0**n * math.pi) * x
@@ -89,6 +120,8 @@ def fourier_features(x: torch.Tensor, exponents: Sequence[int]) -> torch.Tensor:
 
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters (entries of tensors with ``requires_grad``) of ``module``."""
+    if not isinstance(module, nn.Module):
+        raise InputTypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
@@ -100,6 +133,8 @@ def conv_parameters_by_resolution(model: nn.Module, *inputs: Any, **kwargs: Any)
     input of height ``H`` and have a ``k x k`` kernel. Layers that run more than once are counted
     once, at their first call.
     """
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     counts: dict[tuple[int, int], int] = {}
     seen: set[int] = set()
 
@@ -118,6 +153,10 @@ def conv_parameters_by_resolution(model: nn.Module, *inputs: Any, **kwargs: Any)
         for h in handles:
             h.remove()
     return counts
+
+
+def _positive_ints(**values: Any) -> tuple[int, ...]:
+    return tuple(check_int(v, name, minimum=1) for name, v in values.items())
 
 
 def _groups_for(channels: int, groups: int) -> int:
@@ -157,8 +196,12 @@ class ResnetBlock(nn.Module):
         padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
-        if time_conditioning not in TIME_CONDITIONINGS:
-            raise ValueError(f"time_conditioning must be one of {TIME_CONDITIONINGS}, got {time_conditioning!r}")
+        in_channels, out_channels, emb_dim, groups = _positive_ints(
+            in_channels=in_channels, out_channels=out_channels, emb_dim=emb_dim, groups=groups)
+        check_choice(time_conditioning, TIME_CONDITIONINGS, "time_conditioning")
+        check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0)
+        self.in_channels, self.emb_dim = in_channels, emb_dim
         self.time_conditioning = time_conditioning
         self.norm1 = nn.GroupNorm(_groups_for(in_channels, groups), in_channels)
         self.conv1 = _conv(in_channels, out_channels, 3, padding_mode)
@@ -170,6 +213,9 @@ class ResnetBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``(B, in_channels, H, W)`` and ``emb`` ``(B, emb_dim)`` -> ``(B, out_channels, H, W)``."""
+        _check_feature_map(x, self.in_channels, self)
+        _check_emb(emb, x.shape[0], self.emb_dim, self)
         h = self.conv1(F.silu(self.norm1(x)))
         e = self.emb_proj(emb)[:, :, None, None]  # (B, n_emb, 1, 1): one value per channel
         if self.time_conditioning == "scale_shift":
@@ -199,6 +245,10 @@ class ConvNextBlock(nn.Module):
         padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
+        in_channels, out_channels, emb_dim, groups, mult = _positive_ints(
+            in_channels=in_channels, out_channels=out_channels, emb_dim=emb_dim, groups=groups, mult=mult)
+        check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.in_channels, self.emb_dim = in_channels, emb_dim
         self.dwconv = _conv(in_channels, in_channels, 7, padding_mode, groups=in_channels)
         self.emb_proj = nn.Sequential(nn.GELU(), nn.Linear(emb_dim, in_channels))
         self.norm = nn.GroupNorm(_groups_for(in_channels, groups), in_channels)
@@ -207,13 +257,44 @@ class ConvNextBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``(B, in_channels, H, W)`` and ``emb`` ``(B, emb_dim)`` -> ``(B, out_channels, H, W)``."""
+        _check_feature_map(x, self.in_channels, self)
+        _check_emb(emb, x.shape[0], self.emb_dim, self)
         h = self.dwconv(x) + self.emb_proj(emb)[:, :, None, None]
         h = self.pw2(F.gelu(self.pw1(self.norm(h))))
         return h + self.skip(x)
 
 
 # ------------------------------------------------------------------------------------ attention
-class Attention(nn.Module):
+class _HeadAttention(nn.Module):
+    """What both attention blocks share: GroupNorm, a 1x1 projection to q, k, v per head, an output
+    projection and the residual connection. A subclass defines ``attend(q, k, v)``."""
+
+    def __init__(self, channels: int, heads: int, dim_head: int, groups: int, out_norm: bool) -> None:
+        super().__init__()
+        channels, heads, dim_head, groups = _positive_ints(channels=channels, heads=heads, dim_head=dim_head, groups=groups)
+        self.channels = channels
+        self.heads, self.dim_head = heads, dim_head
+        inner = heads * dim_head
+        self.norm = nn.GroupNorm(_groups_for(channels, groups), channels)
+        self.to_qkv = nn.Conv2d(channels, 3 * inner, 1, bias=False)
+        out = nn.Conv2d(inner, channels, 1)
+        self.to_out = nn.Sequential(out, nn.GroupNorm(1, channels)) if out_norm else out
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, channels, H, W)`` -> the same shape (attention output added to the input)."""
+        _check_feature_map(x, self.channels, self)
+        H, W = x.shape[-2:]
+        qkv = self.to_qkv(self.norm(x))
+        q, k, v = rearrange(qkv, "b (three h d) x y -> three b h (x y) d", three=3, h=self.heads)
+        out = rearrange(self.attend(q, k, v), "b h (x y) d -> b (h d) x y", x=H, y=W)
+        return x + self.to_out(out)
+
+
+class Attention(_HeadAttention):
     r"""Multi-head softmax self-attention over the H*W positions, with a residual connection.
 
     With ``q, k, v`` the 1x1-convolution projections of the normalised input, per head
@@ -224,24 +305,15 @@ class Attention(nn.Module):
     """
 
     def __init__(self, channels: int, heads: int = 4, dim_head: int = 16, groups: int = 8) -> None:
-        super().__init__()
-        self.heads, self.dim_head = heads, dim_head
-        inner = heads * dim_head
-        self.norm = nn.GroupNorm(_groups_for(channels, groups), channels)
-        self.to_qkv = nn.Conv2d(channels, 3 * inner, 1, bias=False)
-        self.to_out = nn.Conv2d(inner, channels, 1)
+        super().__init__(channels, heads, dim_head, groups, out_norm=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        qkv = self.to_qkv(self.norm(x))
-        q, k, v = rearrange(qkv, "b (three h d) x y -> three b h (x y) d", three=3, h=self.heads)
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``(B, h, n, d)`` queries, keys, values -> ``(B, h, n, d)``: ``softmax(q k^T / sqrt(d)) v``."""
         scores = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.dim_head)
-        out = torch.einsum("bhij,bhjd->bhid", scores.softmax(dim=-1), v)
-        out = rearrange(out, "b h (x y) d -> b (h d) x y", x=H, y=W)
-        return x + self.to_out(out)
+        return torch.einsum("bhij,bhjd->bhid", scores.softmax(dim=-1), v)
 
 
-class LinearAttention(nn.Module):
+class LinearAttention(_HeadAttention):
     r"""Linear attention (Shen et al., 2021): softmax over features for ``q``, over positions for ``k``.
 
     Per head, with ``q_i`` normalised over its ``d`` features and ``k_j`` over the ``n = HW``
@@ -253,26 +325,26 @@ class LinearAttention(nn.Module):
     """
 
     def __init__(self, channels: int, heads: int = 4, dim_head: int = 16, groups: int = 8) -> None:
-        super().__init__()
-        self.heads, self.dim_head = heads, dim_head
-        inner = heads * dim_head
-        self.norm = nn.GroupNorm(_groups_for(channels, groups), channels)
-        self.to_qkv = nn.Conv2d(channels, 3 * inner, 1, bias=False)
-        self.to_out = nn.Sequential(nn.Conv2d(inner, channels, 1), nn.GroupNorm(1, channels))
+        super().__init__(channels, heads, dim_head, groups, out_norm=True)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``(B, h, n, d)`` queries, keys, values -> ``(B, h, n, d)``: ``softmax_d(q) (softmax_n(k)^T v)``."""
+        """``(B, h, n, d)`` queries, keys, values -> ``(B, h, n, d)``: ``softmax_d(q) (softmax_n(k)^T v)``.
+
+        Implements :eq:`eq-unet-linear-attn` (chapter ``unet``).
+        """
+        for name, m in (("q", q), ("k", k), ("v", v)):
+            check_floating(m, name)
+            if m.ndim != 4:
+                raise InputValueError(f"{name} must have shape (B, heads, n, d), got {tuple(m.shape)}")
+        if q.shape[:3] != k.shape[:3] or k.shape[:3] != v.shape[:3] or q.shape[-1] != k.shape[-1]:
+            raise InputValueError(
+                f"q, k, v must share (B, heads, n) and q, k their feature size d; got q {tuple(q.shape)}, "
+                f"k {tuple(k.shape)}, v {tuple(v.shape)}"
+            )
         q = q.softmax(dim=-1) / math.sqrt(self.dim_head)
         k = k.softmax(dim=-2)
         context = torch.einsum("bhnd,bhne->bhde", k, v)  # (d x e) per head: the O(n) summary
         return torch.einsum("bhnd,bhde->bhne", q, context)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        qkv = self.to_qkv(self.norm(x))
-        q, k, v = rearrange(qkv, "b (three h d) x y -> three b h (x y) d", three=3, h=self.heads)
-        out = rearrange(self.attend(q, k, v), "b h (x y) d -> b (h d) x y", x=H, y=W)
-        return x + self.to_out(out)
 
 
 class Downsample(nn.Module):
@@ -280,9 +352,16 @@ class Downsample(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, padding_mode: str = "zeros") -> None:
         super().__init__()
+        c_in, c_out = _positive_ints(c_in=c_in, c_out=c_out)
+        check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.c_in = c_in
         self.conv = _conv(c_in, c_out, 4, padding_mode, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, c_in, H, W)`` with even H and W -> ``(B, c_out, H/2, W/2)``."""
+        _check_feature_map(x, self.c_in, self)
+        if x.shape[-2] % 2 or x.shape[-1] % 2:
+            raise InputValueError(f"Downsample halves the image, so H and W must be even; got {tuple(x.shape[-2:])}")
         return self.conv(x)
 
 
@@ -291,9 +370,14 @@ class Upsample(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, padding_mode: str = "zeros") -> None:
         super().__init__()
+        c_in, c_out = _positive_ints(c_in=c_in, c_out=c_out)
+        check_choice(padding_mode, PADDING_MODES, "padding_mode")
+        self.c_in = c_in
         self.conv = _conv(c_in, c_out, 3, padding_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, c_in, H, W)`` -> ``(B, c_out, 2H, 2W)``."""
+        _check_feature_map(x, self.c_in, self)
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
@@ -368,25 +452,35 @@ class UNet(nn.Module):
         for name, v in (("in_channels", in_channels), ("dim", dim), ("groups", groups),
                         ("attn_heads", attn_heads), ("attn_dim_head", attn_dim_head), ("convnext_mult", convnext_mult)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"UNet: {name} must be a positive int, got {v!r}")
+                raise InputValueError(f"UNet: {name} must be a positive int, got {v!r}")
         if dim % 2:
-            raise ValueError(f"UNet: dim must be even (the sinusoidal time code has dim/2 sines and dim/2 cosines), got {dim}")
+            raise InputValueError(f"UNet: dim must be even (the sinusoidal time code has dim/2 sines and dim/2 cosines), got {dim}")
         dim_mults = tuple(dim_mults)
         if not dim_mults or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in dim_mults):
-            raise ValueError(f"UNet: dim_mults must be a non-empty sequence of positive ints, e.g. (1, 2); got {dim_mults!r}")
+            raise InputValueError(f"UNet: dim_mults must be a non-empty sequence of positive ints, e.g. (1, 2); got {dim_mults!r}")
         if block_type not in BLOCK_TYPES:
-            raise ValueError(f"UNet: unknown block_type {block_type!r}; allowed: {BLOCK_TYPES}")
+            raise InputValueError(f"UNet: unknown block_type {block_type!r}; allowed: {BLOCK_TYPES}")
         if padding_mode not in PADDING_MODES:
-            raise ValueError(f"UNet: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+            raise InputValueError(f"UNet: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
-            raise ValueError(f"UNet: num_classes must be a positive int or None, got {num_classes!r}")
+            raise InputValueError(f"UNet: num_classes must be a positive int or None, got {num_classes!r}")
         if num_timesteps is not None and (isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int) or num_timesteps < 1):
-            raise ValueError(f"UNet: num_timesteps must be a positive int (T) or None, got {num_timesteps!r}")
+            raise InputValueError(f"UNet: num_timesteps must be a positive int (T) or None, got {num_timesteps!r}")
         fourier_exponents = tuple(fourier_exponents)
         if any(isinstance(n, bool) or not isinstance(n, int) for n in fourier_exponents):
-            raise ValueError(f"UNet: fourier_exponents must be ints n (features sin(2^n pi x)), got {fourier_exponents!r}")
+            raise InputValueError(f"UNet: fourier_exponents must be ints n (features sin(2^n pi x)), got {fourier_exponents!r}")
+        check_choice(time_conditioning, TIME_CONDITIONINGS, "time_conditioning")
+        dropout = check_real(dropout, "dropout", minimum=0.0, maximum=1.0)
+        if out_channels is not None:
+            out_channels = check_int(out_channels, "out_channels", minimum=1)
         if mid_attention is not None and mid_attention not in ATTENTION_TYPES:
-            raise ValueError(f"UNet: mid_attention must be 'full', 'linear' or None, got {mid_attention!r}")
+            raise InputValueError(f"UNet: mid_attention must be 'full', 'linear' or None, got {mid_attention!r}")
+        if attention is not None and not isinstance(attention, (str, Sequence)):
+            raise InputTypeError(
+                f"UNet: attention must be 'full', 'linear', None or a sequence of those (one per level), got {attention!r}"
+            )
+        if attention_resolutions is not None and (isinstance(attention_resolutions, str) or not isinstance(attention_resolutions, Sequence)):
+            raise InputTypeError(f"UNet: attention_resolutions must be a sequence of image sizes, got {attention_resolutions!r}")
         self._config = dict(
             in_channels=in_channels, dim=dim, dim_mults=list(dim_mults), out_channels=out_channels,
             block_type=block_type,
@@ -402,7 +496,7 @@ class UNet(nn.Module):
         self.num_levels = L
         factor = 2 ** (L - 1)
         if image_size is not None and (not isinstance(image_size, int) or image_size < 1 or image_size % factor):
-            raise ValueError(
+            raise InputValueError(
                 f"UNet: image_size={image_size!r} must be a positive int divisible by 2**(levels-1) = {factor} "
                 f"for dim_mults={dim_mults}: every level but the last halves the image"
             )
@@ -412,7 +506,7 @@ class UNet(nn.Module):
         default_out = in_channels * (2 if self.learned_variance else 1)
         self.out_channels = default_out if out_channels is None else int(out_channels)
         if self.learned_variance and self.out_channels != 2 * in_channels:
-            raise ValueError(
+            raise InputValueError(
                 f"UNet: learned_variance=True needs out_channels = 2 * in_channels = {2 * in_channels} "
                 f"(mean part, then variance part); got out_channels={out_channels}"
             )
@@ -468,24 +562,28 @@ class UNet(nn.Module):
     def _attention_per_level(attention: Any, resolutions: Sequence[int] | None, image_size: int | None, L: int) -> tuple:
         def check_kind(kind: Any) -> str | None:
             if kind is not None and kind not in ATTENTION_TYPES:
-                raise ValueError(f"UNet: attention kinds are 'full', 'linear' or None; got {kind!r}")
+                raise InputValueError(f"UNet: attention kinds are 'full', 'linear' or None; got {kind!r}")
             return kind
 
         if resolutions is not None:
             if image_size is None:
-                raise ValueError("UNet: attention_resolutions needs image_size (to know the size of each level)")
+                raise InputValueError("UNet: attention_resolutions needs image_size (to know the size of each level)")
             if not isinstance(attention, str):
-                raise ValueError("UNet: with attention_resolutions, attention must be 'full' or 'linear'")
+                raise InputValueError("UNet: with attention_resolutions, attention must be 'full' or 'linear'")
             sizes = [image_size // 2**i for i in range(L)]
             unknown = [r for r in resolutions if r not in sizes]
             if unknown:
-                raise ValueError(f"UNet: attention_resolutions {tuple(unknown)} are not among the level sizes {tuple(sizes)}")
+                raise InputValueError(f"UNet: attention_resolutions {tuple(unknown)} are not among the level sizes {tuple(sizes)}")
             return tuple(check_kind(attention) if s in resolutions else None for s in sizes)
         if attention is None or isinstance(attention, str):
             return (check_kind(attention),) * L
+        if not isinstance(attention, Sequence):
+            raise InputTypeError(
+                f"UNet: attention must be 'full', 'linear', None or a sequence of those (one per level), got {attention!r}"
+            )
         kinds = tuple(attention)
         if len(kinds) != L:
-            raise ValueError(
+            raise InputValueError(
                 f"UNet: attention has {len(kinds)} entries but there are {L} levels (dim_mults); give one "
                 f"of 'full', 'linear', None per level, or a single string for all levels"
             )
@@ -498,52 +596,67 @@ class UNet(nn.Module):
     # ------------------------------------------------------------------ forward
     def _check_inputs(self, x: Any, t: Any, y: Any) -> None:
         if not isinstance(x, torch.Tensor) or not isinstance(t, torch.Tensor):
-            raise TypeError("call the U-Net as model(x_t, t) with x_t a float tensor (B, C, H, W) and t a LongTensor (B,)")
+            raise InputTypeError("call the U-Net as model(x_t, t) with x_t a float tensor (B, C, H, W) and t a LongTensor (B,)")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise InputValueError(
                 f"x_t must have shape (B, {self.in_channels}, H, W) (a batch of {self.in_channels}-channel images); "
                 f"got {tuple(x.shape)}" + (". Add the channel dimension with x.unsqueeze(1)" if x.ndim == 3 else "")
             )
         if not x.is_floating_point():
-            raise TypeError(f"x_t must be a float tensor (images on the [-1, 1] scale), got dtype {x.dtype}")
+            raise InputTypeError(f"x_t must be a float tensor (images on the [-1, 1] scale), got dtype {x.dtype}")
+        check_input_dtype(x, self.init_conv.weight.dtype, "x_t", "this U-Net")
         H, W = x.shape[-2:]
         factor = 2 ** (self.num_levels - 1)
         if H % factor or W % factor:
-            raise ValueError(
+            raise InputValueError(
                 f"the image size {H}x{W} is not divisible by 2**(levels-1) = {factor}: this U-Net has "
                 f"{self.num_levels} levels and halves the image {self.num_levels - 1} times. Pad or crop the "
                 f"images, or use fewer dim_mults"
             )
         if self.image_size is not None and (H, W) != (self.image_size, self.image_size):
-            raise ValueError(f"this U-Net was built for {self.image_size}x{self.image_size} images, got {H}x{W}")
-        if t.ndim != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"t must have shape (B,) = ({x.shape[0]},), one timestep per image; got {tuple(t.shape)}. "
+            raise InputValueError(f"this U-Net was built for {self.image_size}x{self.image_size} images, got {H}x{W}")
+        self._check_t_y(t, y, x.shape[0])
+        check_finite(x, "x_t")
+
+    def _check_t_y(self, t: Any, y: Any, batch: int) -> None:
+        if not isinstance(t, torch.Tensor):
+            raise InputTypeError(f"t must be a LongTensor of shape (B,) = ({batch},), got {type(t).__name__}")
+        if t.ndim != 1 or t.shape[0] != batch:
+            raise InputValueError(
+                f"t must have shape (B,) = ({batch},), one timestep per image; got {tuple(t.shape)}. "
                 "Use torch.full((B,), t, dtype=torch.long) for one timestep for the whole batch"
             )
-        if t.is_floating_point() or t.dtype == torch.bool:
-            raise TypeError(f"t must be an integer (Long) tensor of timesteps 1..T, got dtype {t.dtype}")
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise InputTypeError(f"t must be an integer (Long) tensor of timesteps 1..T, got dtype {t.dtype}")
         if t.numel():
             lo, hi = int(t.min()), int(t.max())
             top = self.num_timesteps
             if lo < 1 or (top is not None and hi > top):
-                raise ValueError(
+                raise InputValueError(
                     f"timesteps must lie in 1..T{'' if top is None else f' = 1..{top}'} (t counts from 1; t = 0 is "
                     f"the data itself); got values in [{lo}, {hi}]"
                 )
         if y is not None:
             if self.num_classes is None:
-                raise ValueError("this U-Net is unconditional (num_classes=None); call it without y")
-            if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != x.shape[0] or y.is_floating_point():
-                raise ValueError(f"y must be a LongTensor of shape ({x.shape[0]},) with one class label per image")
+                raise InputValueError("this U-Net is unconditional (num_classes=None); call it without y")
+            if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != batch or y.is_floating_point() \
+                    or y.is_complex() or y.dtype == torch.bool:
+                raise InputValueError(f"y must be a LongTensor of shape ({batch},) with one class label per image")
             if y.numel() and (int(y.min()) < 0 or int(y.max()) > self.num_classes):
-                raise ValueError(
+                raise InputValueError(
                     f"labels must lie in 0..{self.num_classes - 1}, or be {self.num_classes} (the null label = "
                     f"unconditional); got values in [{int(y.min())}, {int(y.max())}]"
                 )
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The conditioning vector ``e`` of every block: ``MLP(sinusoidal(t)) + class_embedding(y)``."""
+        """The conditioning vector ``e`` of every block: ``MLP(sinusoidal(t)) + class_embedding(y)``.
+
+        ``t`` is a LongTensor ``(B,)`` of timesteps, ``y`` optional labels ``(B,)``; returns ``(B, 4 * dim)``.
+        """
+        self._check_t_y(t, y, t.shape[0] if isinstance(t, torch.Tensor) and t.ndim == 1 else -1)
+        return self._embed(t, y)
+
+    def _embed(self, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         te = self.time_embed
         code = sinusoidal_embedding(t, te.dim, te.max_period)
         emb = te.mlp(code.to(self.init_conv.weight.dtype))  # follow the model's dtype (float64 in tests)
@@ -569,7 +682,7 @@ class UNet(nn.Module):
                 shapes.append((name, tuple(h.shape)))
             return h
 
-        emb = note("embedding e", self.embed(t, y))
+        emb = note("embedding e", self._embed(t, y))
         if self.fourier_exponents:
             x = note("x_t + Fourier features", fourier_features(x, self.fourier_exponents))
         h = note("init conv", self.init_conv(x))

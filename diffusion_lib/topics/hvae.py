@@ -348,25 +348,31 @@ class LinearGaussianHVAE:
 def fit_encoder(
     model: LinearGaussianHVAE, x: torch.Tensor, enc: MarkovEncoder, steps: int = 500, lr: float = 0.05
 ) -> dict[str, list[float]]:
-    """Gradient ascent (Adam) on the mean closed-form ELBO over the encoder's parameters only.
+    """Gradient ascent (Adam, constant learning rate) on the mean closed-form ELBO over the encoder's parameters only.
 
-    Returns the history, one value per step (averaged over the rows of ``x``): ``"gap"``
-    (log p(x) - ELBO, which must stay >= 0 and is KL(q || posterior)), ``"elbo"`` and the three terms.
+    Runs on the book's one loop, :func:`diffusion_lib.train.loop.train`, with the whole of ``x`` as
+    every batch (the ELBO here is exact, there is nothing to sample). Returns the history, one value
+    per step (averaged over the rows of ``x``, before that step's update): ``"gap"`` (log p(x) - ELBO,
+    which must stay >= 0 and is KL(q || posterior)), ``"elbo"`` and the three terms.
     """
+    from diffusion_lib.train.loop import train
+
+    if not isinstance(model, LinearGaussianHVAE):
+        raise InputTypeError(f"model must be a LinearGaussianHVAE, got {type(model).__name__}")
     if not isinstance(enc, MarkovEncoder):
-        raise TypeError(f"enc must be a MarkovEncoder, got {type(enc).__name__}")
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    opt = torch.optim.Adam(enc.parameters(), lr=lr)
+        raise InputTypeError(f"enc must be a MarkovEncoder, got {type(enc).__name__}")
     log_px = model.log_evidence(x).mean().detach()
-    history: dict[str, list[float]] = {k: [] for k in ("gap", "elbo", "reconstruction", "consistency", "prior_matching")}
-    for _ in range(steps):
-        terms = model.elbo_terms(x, enc)
+    keys = ("elbo", "reconstruction", "consistency", "prior_matching")
+    history: dict[str, list[float]] = {k: [] for k in ("gap", *keys)}
+
+    def loss_fn(encoder: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        terms = model.elbo_terms(batch, encoder)
         elbo = terms["elbo"].mean()
-        opt.zero_grad()
-        (-elbo).backward()
-        opt.step()
         history["gap"].append(float(log_px - elbo.detach()))
-        for k in ("elbo", "reconstruction", "consistency", "prior_matching"):
+        for k in keys:
             history[k].append(float(terms[k].detach().mean()))
+        return -elbo
+
+    train(enc, loss_fn, lambda n, g: x, steps=steps, batch_size=1, lr=lr, lr_schedule="constant", progress=False,
+          desc="fitting the encoder")
     return history

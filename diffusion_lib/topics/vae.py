@@ -590,25 +590,27 @@ def train_vae(
     generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> list[float]:
-    """Maximise the mean ELBO of ``model`` on ``x_train`` with Adam; return the loss (-ELBO per image) per step."""
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a diffusion_lib.topics.vae.VAE, got {type(model).__name__}")
-    flat = model._flat(x_train)
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
-    from tqdm.auto import tqdm
+    """Maximise the mean ELBO of ``model`` on ``x_train``; return the loss (-ELBO per image) per step.
 
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 10)
-    losses: list[float] = []
-    model.train()
-    for _ in tqdm(range(steps), disable=not progress, desc="training the VAE", ncols=70):
-        idx = torch.randint(0, flat.shape[0], (batch_size,), generator=generator)
-        loss = -model.elbo_terms(flat[idx], generator=generator)["elbo"].mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    Trains with the book's one loop, :func:`diffusion_lib.train.loop.train` (Adam, the learning
+    rate decaying with a cosine from ``lr`` to ``lr / 10``, NaN guard, progress bar). Its random
+    stream (minibatches and the reparameterisation noise) is seeded from ``generator`` (one draw
+    from it), or with 0 without one, so a run is reproducible.
+    """
+    from diffusion_lib.train.loop import train
+
+    if not isinstance(model, VAE):
+        raise InputTypeError(f"model must be a diffusion_lib.topics.vae.VAE, got {type(model).__name__}")
+    flat = model._flat(x_train)
+    if flat.shape[0] < 1:
+        raise InputValueError("x_train is empty: the VAE needs at least one training image")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InputTypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    seed = 0 if generator is None else int(torch.randint(0, 2**62, (), generator=generator))
+
+    def loss_fn(vae: nn.Module, batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return -vae.elbo_terms(batch, generator=g)["elbo"].mean()
+
+    result = train(model, loss_fn, flat, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                   final_lr_fraction=0.1, progress=progress, desc="training the VAE")
+    return result.losses

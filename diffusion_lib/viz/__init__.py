@@ -2,38 +2,10 @@
 
 from __future__ import annotations
 
-from diffusion_lib.viz.plotting import (
-    make_grid,
-    show_images,
-    scatter2d,
-    plot_schedule_curves,
-)
-from diffusion_lib.viz.widgets import (
-    MAX_FRAMES,
-    MAX_FRAME_BYTES,
-    MAX_WIDGET_BYTES,
-    PAGE_BUDGET_BYTES,
-    Scrubber,
-    OptionScrubber,
-    render_frames,
-    to_png,
-    scrubber,
-    option_scrubber,
-)
+# Each module lists its public names in __all__; the package re-exports exactly those, so a
+# chapter needs one import (from diffusion_lib.viz import ...).
+from diffusion_lib.viz import plotting, widgets
+from diffusion_lib.viz.plotting import *  # noqa: F401,F403
+from diffusion_lib.viz.widgets import *  # noqa: F401,F403
 
-__all__ = [
-    "make_grid",
-    "show_images",
-    "scatter2d",
-    "plot_schedule_curves",
-    "MAX_FRAMES",
-    "MAX_FRAME_BYTES",
-    "MAX_WIDGET_BYTES",
-    "PAGE_BUDGET_BYTES",
-    "Scrubber",
-    "OptionScrubber",
-    "render_frames",
-    "to_png",
-    "scrubber",
-    "option_scrubber",
-]
+__all__ = [*plotting.__all__, *widgets.__all__]

@@ -12,15 +12,36 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffusion_lib.errors import InputTypeError, InputValueError
+
 __all__ = ["make_grid", "show_images", "scatter2d", "plot_schedule_curves"]
 
 
-def _as_numpy(x: Any, name: str) -> np.ndarray:
+def _as_numpy(x: Any, name: str, finite: bool = True) -> np.ndarray:
+    """``x`` (tensor or array of real numbers) as float32; with ``finite`` NaN and inf are refused."""
     if isinstance(x, torch.Tensor):
-        return x.detach().to("cpu", torch.float32).numpy()
-    if isinstance(x, np.ndarray):
-        return x.astype(np.float32, copy=False)
-    raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+        if x.dtype == torch.bool or x.is_complex():
+            raise InputTypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        arr = x.detach().to("cpu", torch.float32).numpy()
+    elif isinstance(x, np.ndarray):
+        if x.dtype.kind not in "fiu":
+            raise InputTypeError(f"{name} must hold real numbers, got a numpy array of dtype {x.dtype}")
+        arr = x.astype(np.float32, copy=False)
+    else:
+        arr = None
+    if arr is not None:
+        if finite and not np.all(np.isfinite(arr)):
+            raise InputValueError(
+                f"{name} contains NaN or infinite values (a diverged sampler?); they would be drawn as blank "
+                "spots or left out without a word, so fix them first"
+            )
+        return arr
+    raise InputTypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+
+
+def _check_text(value: Any, name: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InputTypeError(f"{name} must be a string or None, got {type(value).__name__}")
 
 
 def make_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
@@ -33,18 +54,20 @@ def make_grid(images: torch.Tensor | np.ndarray, nrow: int = 8, pad: int = 1, pa
     arr = _as_numpy(images, "images")
     if arr.ndim == 4:
         if arr.shape[1] != 1:
-            raise ValueError(
+            raise InputValueError(
                 f"make_grid draws single-channel images (N, 1, H, W); got {arr.shape[1]} channels"
             )
         arr = arr[:, 0]
     elif arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] == 0:
-        raise ValueError(f"images must have shape (N, 1, H, W), (N, H, W) or (H, W) with N >= 1; got {tuple(_as_numpy(images, 'images').shape)}")
+        raise InputValueError(f"images must have shape (N, 1, H, W), (N, H, W) or (H, W) with N >= 1; got {tuple(_as_numpy(images, 'images').shape)}")
     if isinstance(nrow, bool) or not isinstance(nrow, (int, np.integer)) or nrow < 1:
-        raise ValueError(f"nrow (images per row) must be a positive int, got {nrow!r}")
-    if not isinstance(pad, (int, np.integer)) or pad < 0:
-        raise ValueError(f"pad must be an int >= 0, got {pad!r}")
+        raise InputValueError(f"nrow (images per row) must be a positive int, got {nrow!r}")
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise InputValueError(f"pad must be an int >= 0, got {pad!r}")
+    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, float, np.floating, np.integer)):
+        raise InputTypeError(f"pad_value must be a number, got {pad_value!r}")
     n, h, w = arr.shape
     ncol = min(int(nrow), n)
     rows = -(-n // ncol)
@@ -77,6 +100,13 @@ def show_images(
     import matplotlib as mpl
 
     arr = _as_numpy(images, "images")
+    if isinstance(vmin, bool) or isinstance(vmax, bool) or not all(
+        isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) for v in (vmin, vmax)
+    ) or not vmin < vmax:
+        raise InputValueError(f"vmin and vmax must be finite numbers with vmin < vmax, got {vmin!r} and {vmax!r}")
+    if not isinstance(cmap, str) or cmap not in mpl.colormaps:
+        raise InputValueError(f"cmap must be the name of a matplotlib colormap such as 'gray_r', got {cmap!r}")
+    _check_text(title, "title")
     grid = make_grid(arr, nrow=nrow, pad=1, pad_value=float("nan"))
     h, w = arr.shape[-2:]
     if ax is None:
@@ -112,7 +142,15 @@ def scatter2d(
 
     arr = _as_numpy(points, "points")
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"scatter2d expects points of shape (N, 2), got {arr.shape}")
+        raise InputValueError(f"scatter2d expects points of shape (N, 2), got {arr.shape}")
+    if lim is not None and (isinstance(lim, bool) or not isinstance(lim, (int, float, np.floating, np.integer))
+                            or not np.isfinite(lim) or lim <= 0):
+        raise InputValueError(f"lim must be a finite number > 0 (the axes run over [-lim, lim]) or None, got {lim!r}")
+    for name, v, lo, hi in (("s", s, 0.0, np.inf), ("alpha", alpha, 0.0, 1.0)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not lo <= v <= hi or (name == "s" and not np.isfinite(v)):
+            raise InputValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+    for name, v in (("title", title), ("xlabel", xlabel), ("ylabel", ylabel)):
+        _check_text(v, name)
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(arr[:, 0], arr[:, 1], s=s, alpha=alpha, linewidths=0, **kwargs)
@@ -131,7 +169,6 @@ def plot_schedule_curves(
     schedules: Any | Mapping[str, Any] | Sequence[Any],
     quantity: str = "alpha_bar",
     ax: Any = None,
-    normalize_t: bool = True,
     log_y: bool = False,
 ) -> Any:
     """Plot one per-timestep quantity (``"alpha_bar"``, ``"beta"``, ``"log_snr"``, ...) against t.
@@ -139,7 +176,8 @@ def plot_schedule_curves(
     ``schedules`` is one schedule object (anything with tensor attributes of length T + 1
     indexed by t, such as ``diffusion_lib.core.schedules.NoiseSchedule``), a sequence of them, or a
     mapping from legend labels to them. Index 0 (the data) is not drawn: the curve runs over
-    t = 1..T, plotted against t / T when ``normalize_t`` so that different T can be compared.
+    t = 1..T, plotted against t / T so that different T can be compared; ``log_y`` draws the
+    y axis on a log scale (every plotted value must then be > 0).
     """
     import matplotlib.pyplot as plt
 
@@ -149,18 +187,27 @@ def plot_schedule_curves(
         items = [(getattr(s, "name", f"schedule {i}"), s) for i, s in enumerate(schedules)]
     else:
         items = [(getattr(schedules, "name", None), schedules)]
+    if not isinstance(quantity, str) or not quantity.isidentifier():
+        raise InputValueError(f"quantity must be the name of a schedule attribute such as 'alpha_bar', got {quantity!r}")
+    if not items:
+        raise InputValueError("schedules is empty: give one schedule, a list of them or a dict {label: schedule}")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     for label, sched in items:
         if not hasattr(sched, quantity):
-            raise ValueError(f"schedule {label!r} has no attribute {quantity!r} to plot")
-        values = _as_numpy(getattr(sched, quantity), quantity)
+            raise InputValueError(f"schedule {label!r} has no attribute {quantity!r} to plot")
+        values = _as_numpy(getattr(sched, quantity), quantity, finite=False)
         if values.ndim != 1 or values.shape[0] < 2:
-            raise ValueError(f"{quantity} must be a 1-D tensor of length T + 1, got shape {values.shape}")
+            raise InputValueError(f"{quantity} must be a 1-D tensor of length T + 1, got shape {values.shape}")
+        if not np.all(np.isfinite(values[1:])) or (log_y and not np.all(values[1:] > 0)):
+            raise InputValueError(
+                f"schedule {label!r}: {quantity} at t = 1..T must be finite{' and > 0 for log_y=True' if log_y else ''}; "
+                "such points would be left out of the curve without a word"
+            )
         T = values.shape[0] - 1
         t = np.arange(1, T + 1)
-        ax.plot(t / T if normalize_t else t, values[1:], label=label)
-    ax.set_xlabel("t / T" if normalize_t else "timestep t")
+        ax.plot(t / T, values[1:], label=label)
+    ax.set_xlabel("t / T")
     ax.set_ylabel(quantity)
     if log_y:
         ax.set_yscale("log")

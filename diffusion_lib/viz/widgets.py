@@ -64,6 +64,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from diffusion_lib.errors import InputTypeError, InputValueError
+
 __all__ = [
     "MAX_FRAMES",
     "MAX_FRAME_BYTES",
@@ -89,6 +91,11 @@ PAGE_BUDGET_BYTES: int = 3_000_000
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 Frame = bytes | np.ndarray | Figure
+_LAYOUTS = ("constrained", "compressed", "tight", "none", None)
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,31 +155,36 @@ def render_frames(
         ValueError: if ``values`` is empty or longer than ``MAX_FRAMES``.
     """
     if not callable(draw):
-        raise TypeError(
+        raise InputTypeError(
             f"draw must be a function draw(value, ax) that plots one frame, got {type(draw).__name__}"
         )
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         if hasattr(values, "tolist"):
             values = values.tolist()  # numpy arrays and torch tensors
         elif isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-            raise TypeError(
+            raise InputTypeError(
                 "values must be a list of the values to draw (e.g. list(range(0, T + 1, 50))), "
                 f"got {type(values).__name__}"
             )
         else:
             values = list(values)
     if len(values) == 0:
-        raise ValueError("values is empty: pass at least one value to draw a frame for")
+        raise InputValueError("values is empty: pass at least one value to draw a frame for")
     _check_frame_count(len(values), "values")
     if target not in ("auto", "axes", "figure"):
-        raise ValueError(f"target must be 'auto', 'axes' or 'figure', got {target!r}")
+        raise InputValueError(f"target must be 'auto', 'axes' or 'figure', got {target!r}")
     if (
-        len(figsize) != 2
-        or not all(isinstance(s, numbers.Real) and s > 0 for s in figsize)
+        not isinstance(figsize, (tuple, list))
+        or len(figsize) != 2
+        or not all(_positive_number(s) for s in figsize)
     ):
-        raise ValueError(f"figsize must be (width, height) in inches, both > 0; got {figsize!r}")
-    if not isinstance(dpi, numbers.Real) or dpi <= 0:
-        raise ValueError(f"dpi must be a positive number, got {dpi!r}")
+        raise InputValueError(f"figsize must be (width, height) in inches, both finite and > 0; got {figsize!r}")
+    if not _positive_number(dpi):
+        raise InputValueError(f"dpi must be a finite positive number, got {dpi!r}")
+    if layout not in _LAYOUTS:
+        raise InputValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
+    if savefig_kwargs is not None and not isinstance(savefig_kwargs, Mapping):
+        raise InputTypeError(f"savefig_kwargs must be a dict of Figure.savefig options, got {type(savefig_kwargs).__name__}")
     use_figure = _draw_wants_figure(draw) if target == "auto" else target == "figure"
     kwargs = dict(savefig_kwargs or {})
     kwargs.setdefault("format", "png")
@@ -204,10 +216,12 @@ def to_png(frame: Frame, *, min_size: int = 128) -> bytes:
     Returns:
         The frame as PNG bytes.
     """
+    if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 0:
+        raise InputValueError(f"min_size must be an int >= 0 (pixels), got {min_size!r}")
     if isinstance(frame, (bytes, bytearray)):
         data = bytes(frame)
         if not data.startswith(_PNG_SIGNATURE):
-            raise ValueError(
+            raise InputValueError(
                 "a bytes frame must be a PNG file (starting with the PNG signature); "
                 "use render_frames(...) or pass a NumPy image or a Figure instead"
             )
@@ -222,11 +236,11 @@ def to_png(frame: Frame, *, min_size: int = 128) -> bytes:
     if isinstance(frame, np.ndarray):
         return _array_to_png(frame, min_size)
     if hasattr(frame, "detach") and hasattr(frame, "numpy"):
-        raise TypeError(
+        raise InputTypeError(
             "got a torch tensor as a frame: convert it to a NumPy image of shape (H, W) or "
             "(H, W, C), e.g. x.detach().cpu().permute(1, 2, 0).numpy() for a (C, H, W) tensor"
         )
-    raise TypeError(
+    raise InputTypeError(
         "each frame must be PNG bytes, a NumPy image array or a matplotlib Figure, "
         f"got {type(frame).__name__}"
     )
@@ -238,27 +252,27 @@ def _array_to_png(arr: np.ndarray, min_size: int) -> bytes:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(
+        raise InputValueError(
             f"an image array must have shape (H, W), (H, W, 3) or (H, W, 4); got {arr.shape}. "
             "For a (C, H, W) array use arr.transpose(1, 2, 0)."
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"an image array must not be empty; got shape {arr.shape}")
+        raise InputValueError(f"an image array must not be empty; got shape {arr.shape}")
     if arr.dtype == np.uint8:
         img = arr
     elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
         if not np.all(np.isfinite(arr)):
-            raise ValueError("the image array contains NaN or inf values")
+            raise InputValueError("the image array contains NaN or inf values")
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
-            raise ValueError(
+            raise InputValueError(
                 f"a float image must have values in [0, 1], got [{lo:.3g}, {hi:.3g}]; "
                 "rescale it, e.g. (x + 1) / 2 for data in [-1, 1], then clip to [0, 1]"
             )
         img = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)
     else:
-        raise ValueError(
+        raise InputValueError(
             f"an image array must be uint8 or float in [0, 1], got dtype {arr.dtype}"
         )
     longest = max(img.shape[0], img.shape[1])
@@ -276,7 +290,7 @@ def _array_to_png(arr: np.ndarray, min_size: int) -> bytes:
 def _check_frame_count(n: int, what: str) -> None:
     if n > MAX_FRAMES:
         step = math.ceil(n / MAX_FRAMES)
-        raise ValueError(
+        raise InputValueError(
             f"{what} has {n} frames, more than the budget of MAX_FRAMES = {MAX_FRAMES} per "
             f"slider (it keeps each page of the book under {PAGE_BUDGET_BYTES // 1_000_000} MB). "
             f"Keep every {step}-th value, e.g. values[::{step}]."
@@ -287,19 +301,19 @@ def _as_frame_list(frames: Any, what: str) -> list[bytes]:
     if isinstance(frames, (bytes, bytearray, np.ndarray, Figure, str)) or not hasattr(
         frames, "__iter__"
     ):
-        raise TypeError(
+        raise InputTypeError(
             f"{what} must be a list of frames (PNG bytes, NumPy images or Figures), "
             f"got a single {type(frames).__name__}; wrap it in a list"
         )
     frames = list(frames)
     if len(frames) == 0:
-        raise ValueError(f"{what} is empty: a scrubber needs at least one frame")
+        raise InputValueError(f"{what} is empty: a scrubber needs at least one frame")
     _check_frame_count(len(frames), what)
     pngs = []
     for i, frame in enumerate(frames):
         try:
             png = to_png(frame)
-        except (TypeError, ValueError) as err:
+        except (InputTypeError, InputValueError) as err:
             raise type(err)(f"{what}[{i}]: {err}") from None
         if len(png) > MAX_FRAME_BYTES:
             warnings.warn(
@@ -314,7 +328,7 @@ def _as_frame_list(frames: Any, what: str) -> list[bytes]:
 def _check_total_bytes(pngs: Sequence[bytes]) -> None:
     total = sum(len(p) for p in pngs)
     if total > MAX_WIDGET_BYTES:
-        raise ValueError(
+        raise InputValueError(
             f"the frames add up to {total / 1e6:.2f} MB of PNG, above MAX_WIDGET_BYTES = "
             f"{MAX_WIDGET_BYTES / 1e6:.1f} MB per widget (the page budget is "
             f"{PAGE_BUDGET_BYTES / 1e6:.0f} MB). Use fewer frames, a smaller figsize or a lower dpi."
@@ -327,12 +341,18 @@ def _check_labels(labels: Sequence[Any] | None, n: int) -> list[Any] | None:
     if hasattr(labels, "tolist") and not isinstance(labels, list):
         labels = labels.tolist()  # numpy arrays and torch tensors
     if isinstance(labels, (str, bytes)) or not isinstance(labels, (Sequence, range)):
-        raise TypeError(
+        raise InputTypeError(
             f"labels must be a list with one entry per frame, got {type(labels).__name__}"
         )
     labels = list(labels)
+    for i, v in enumerate(labels):
+        if not isinstance(v, (str, numbers.Real)) or (isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                                      and not math.isfinite(float(v))):
+            raise InputValueError(
+                f"labels[{i}] must be a string or a finite number (e.g. the timestep of the frame), got {v!r}"
+            )
     if len(labels) != n:
-        raise ValueError(
+        raise InputValueError(
             f"labels has {len(labels)} entries but there are {n} frames; give one label per frame"
         )
     return labels
@@ -340,19 +360,19 @@ def _check_labels(labels: Sequence[Any] | None, n: int) -> list[Any] | None:
 
 def _check_common(description: Any, play_interval_ms: Any, initial: Any, n: int) -> None:
     if not isinstance(description, str):
-        raise TypeError(f"description must be a string such as 't', got {description!r}")
+        raise InputTypeError(f"description must be a string such as 't', got {description!r}")
     if (
         not isinstance(play_interval_ms, numbers.Integral)
         or isinstance(play_interval_ms, bool)
         or play_interval_ms < 1
     ):
-        raise ValueError(
+        raise InputValueError(
             f"play_interval_ms must be a positive int (milliseconds per frame), got {play_interval_ms!r}"
         )
     if not isinstance(initial, numbers.Integral) or isinstance(initial, bool):
-        raise TypeError(f"initial must be an int frame index, got {initial!r}")
+        raise InputTypeError(f"initial must be an int frame index, got {initial!r}")
     if not 0 <= initial < n:
-        raise ValueError(f"initial must be a frame index in [0, {n - 1}], got {initial}")
+        raise InputValueError(f"initial must be a frame index in [0, {n - 1}], got {initial}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,6 +507,16 @@ class Scrubber:
         play_interval_ms: int,
         initial: int,
     ) -> None:
+        if not isinstance(frames, list) or not all(isinstance(f, bytes) and f.startswith(_PNG_SIGNATURE) for f in frames):
+            raise InputTypeError(
+                "frames must be a list of PNG byte strings; build a player with scrubber(...) or "
+                "option_scrubber(...), which convert figures and arrays"
+            )
+        if not isinstance(labels, list) or not all(isinstance(v, str) for v in labels):
+            raise InputTypeError("labels must be a list of strings, one per frame; scrubber(...) builds them")
+        if len(frames) == 0 or len(labels) != len(frames):
+            raise InputValueError(f"a player needs at least one frame and one label per frame, got {len(frames)} frames and {len(labels)} labels")
+        _check_common(description, play_interval_ms, initial, len(frames))
         self.frames = frames
         self.labels = labels
         self.description = description
@@ -575,6 +605,18 @@ class OptionScrubber(Scrubber):
         initial_option: int,
         selector: str,
     ) -> None:
+        if not isinstance(frames_by_option, dict) or not frames_by_option or not all(isinstance(k, str) for k in frames_by_option):
+            raise InputTypeError("frames_by_option must be a non-empty dict {option name: list of PNG frames}; use option_scrubber(...)")
+        if isinstance(initial_option, bool) or not isinstance(initial_option, numbers.Integral) or not 0 <= initial_option < len(frames_by_option):
+            raise InputValueError(f"initial_option must be an option index in [0, {len(frames_by_option) - 1}], got {initial_option!r}")
+        if len({len(v) if isinstance(v, list) else -1 for v in frames_by_option.values()}) != 1:
+            raise InputValueError("every option needs the same number of frames (one per slider position)")
+        if selector not in ("toggle", "dropdown"):
+            raise InputValueError(f"selector must be 'toggle' or 'dropdown', got {selector!r}")
+        if not isinstance(option_description, str):
+            raise InputTypeError(f"option_description must be a string, got {option_description!r}")
+        for name, pngs in frames_by_option.items():
+            Scrubber(pngs, labels, description, play_interval_ms, initial)  # checks every stack of frames
         self.options = list(frames_by_option)
         self.frames_by_option = frames_by_option
         self.initial_option = initial_option
@@ -692,30 +734,30 @@ def option_scrubber(
         TypeError: ``frames_by_option`` is not a mapping, or a frame of an unsupported type.
     """
     if not isinstance(frames_by_option, Mapping):
-        raise TypeError(
+        raise InputTypeError(
             "frames_by_option must be a dict {option name: list of frames}, e.g. "
             "{'linear': frames_lin, 'cosine': frames_cos}; "
             f"got {type(frames_by_option).__name__}"
         )
     if len(frames_by_option) == 0:
-        raise ValueError("frames_by_option is empty: give at least one option with its frames")
+        raise InputValueError("frames_by_option is empty: give at least one option with its frames")
     names = [str(k) for k in frames_by_option]
     if len(set(names)) != len(names):
-        raise ValueError(f"option names must be distinct once shown as text, got {names}")
+        raise InputValueError(f"option names must be distinct once shown as text, got {names}")
     pngs_by_option = {
         name: _as_frame_list(frames, f"frames_by_option[{name!r}]")
         for name, frames in zip(names, frames_by_option.values())
     }
     lengths = {name: len(p) for name, p in pngs_by_option.items()}
     if len(set(lengths.values())) != 1:
-        raise ValueError(
+        raise InputValueError(
             "every option needs the same number of frames (one per slider position), got "
             + ", ".join(f"{k!r}: {v}" for k, v in lengths.items())
         )
     n = next(iter(lengths.values()))
     labels = _check_labels(labels, n)
     if not isinstance(option_description, str):
-        raise TypeError(f"option_description must be a string, got {option_description!r}")
+        raise InputTypeError(f"option_description must be a string, got {option_description!r}")
     _check_common(description, play_interval_ms, initial, n)
     _check_total_bytes([p for pngs in pngs_by_option.values() for p in pngs])
     if initial_option is None:
@@ -723,11 +765,11 @@ def option_scrubber(
     elif str(initial_option) in names:
         option_index = names.index(str(initial_option))
     else:
-        raise ValueError(f"initial_option must be one of {names}, got {initial_option!r}")
+        raise InputValueError(f"initial_option must be one of {names}, got {initial_option!r}")
     if selector == "auto":
         selector = "toggle" if len(names) <= 5 else "dropdown"
     if selector not in ("toggle", "dropdown"):
-        raise ValueError(f"selector must be 'auto', 'toggle' or 'dropdown', got {selector!r}")
+        raise InputValueError(f"selector must be 'auto', 'toggle' or 'dropdown', got {selector!r}")
     texts = [str(i) for i in range(n)] if labels is None else [_label_text(description, v) for v in labels]
     return OptionScrubber(
         pngs_by_option, texts, description, option_description, int(play_interval_ms),
