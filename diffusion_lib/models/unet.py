@@ -38,6 +38,7 @@ padding the whole network commutes with circular shifts of the image by multiple
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -72,8 +73,15 @@ TIME_CONDITIONINGS: tuple[str, ...] = ("scale_shift", "add")
 PADDING_MODES: tuple[str, ...] = ("zeros", "circular")
 
 
+#: True while a UNet.forward runs: its input was checked once, so its blocks skip their own checks
+#: (which a block called on its own, as the unet chapter does, still runs).
+_INSIDE_UNET: contextvars.ContextVar[bool] = contextvars.ContextVar("diffusion_lib_inside_unet", default=False)
+
+
 def _check_feature_map(x: Any, channels: int, owner: nn.Module, name: str = "x") -> torch.Tensor:
     """A finite ``(B, channels, H, W)`` tensor in the dtype of ``owner``'s parameters."""
+    if _INSIDE_UNET.get():
+        return x
     check_floating(x, name)
     if x.ndim != 4 or x.shape[1] != channels:
         raise InputValueError(
@@ -86,6 +94,8 @@ def _check_feature_map(x: Any, channels: int, owner: nn.Module, name: str = "x")
 
 
 def _check_emb(emb: Any, batch: int, emb_dim: int, owner: nn.Module) -> None:
+    if _INSIDE_UNET.get():
+        return
     check_floating(emb, "emb")
     if emb.ndim != 2 or tuple(emb.shape) != (batch, emb_dim):
         raise InputValueError(
@@ -675,6 +685,14 @@ class UNet(nn.Module):
         by zeros (an ablation for the book: all information must then pass the bottleneck).
         """
         self._check_inputs(x, t, y)
+        token = _INSIDE_UNET.set(True)
+        try:
+            return self._forward(x, t, y, return_shapes, use_skips)
+        finally:
+            _INSIDE_UNET.reset(token)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None, return_shapes: bool,
+                 use_skips: bool) -> torch.Tensor | tuple[torch.Tensor, list[tuple[str, tuple]]]:
         shapes: list[tuple[str, tuple]] = []
 
         def note(name: str, h: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel
 
-from diffusion_lib._checks import check_choice, check_finite, check_int, check_real
+from diffusion_lib._checks import check_choice, check_finite, check_int, check_real, finite_checks_guarded_elsewhere
 from diffusion_lib.errors import InputTypeError, InputValueError, NonFiniteError
 
 __all__ = ["TrainResult", "train", "estimate_steps"]
@@ -135,8 +135,16 @@ def _advice(lr: float, grad_clip: float | None) -> str:
 
 
 def _first_non_finite(named: list[tuple[str, torch.Tensor]]) -> str | None:
-    """Name of the first tensor with a NaN or inf entry (one device sync when all are finite)."""
+    """Name of the first tensor with a NaN or inf entry (one device sync when all are finite).
+
+    The fast test sums each tensor and the sums: a NaN or inf anywhere makes the total non-finite
+    (inf - inf is NaN), and a finite total means every entry is finite unless the sum overflows,
+    which needs entries near the float limit. Only then are the tensors looked at one by one.
+    """
     if not named:
+        return None
+    total = torch.stack([t.detach().sum() for _, t in named]).sum()  # stack promotes mixed dtypes
+    if bool(torch.isfinite(total)):
         return None
     flags = torch.stack([torch.isfinite(t).all() for _, t in named])
     if bool(flags.all()):
@@ -260,7 +268,9 @@ def train(
     if not named:
         raise InputValueError("the model has no trainable parameters (all have requires_grad=False); nothing to train")
     params = [p for _, p in named]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=a["weight_decay"])
+    # foreach: one fused update for all parameters (on the CPU the same numbers as the per-tensor
+    # loop, bit for bit, and several times fewer kernel launches)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=a["weight_decay"], foreach=True)
     g = torch.Generator().manual_seed(a["seed"])
     ema = None
     if ema_decay is not None:
@@ -295,7 +305,8 @@ def train(
         for step in range(start_step, end_step):
             lr_now = opt.param_groups[0]["lr"]
             batch = _sample_batch(data, batch_size, g)
-            loss = loss_fn(model, batch, g)
+            with finite_checks_guarded_elsewhere():  # the loss, gradient and weight guards below cover it
+                loss = loss_fn(model, batch, g)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise InputTypeError(
                     "loss_fn must return a scalar tensor (take .mean() of per-example losses); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.distributed as tdist
 from torch import nn
 
 from diffusion_lib._checks import check_choice, check_floating, check_int, check_real
@@ -12,14 +13,27 @@ from diffusion_lib.core.diffusion import GaussianDiffusion
 from diffusion_lib.core.timesteps import TIMESTEP_SAMPLINGS, sample_timesteps, timestep_probs
 from diffusion_lib.data import DIGITS_NUM_LEVELS
 from diffusion_lib.errors import InputTypeError, InputValueError
+from diffusion_lib.train.distributed import _check_split, shard_batch
 from diffusion_lib.topics.guidance import drop_labels
 
 __all__ = ["diffusion_loss_fn"]
 
 
-def diffusion_loss_fn(diffusion: GaussianDiffusion, images: torch.Tensor, labels: torch.Tensor | None = None,
-                      num_classes: int = 10, p_uncond: float = 0.0, t_sampling: str = "uniform",
-                      ) -> Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]:
+def diffusion_loss_fn(
+    diffusion: GaussianDiffusion,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    num_classes: int = 10,
+    p_uncond: float = 0.0,
+    t_sampling: str = "uniform",
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    forward: Callable[..., torch.Tensor] | None = None,
+    device: torch.device | str = "cpu",
+    num_levels: int = DIGITS_NUM_LEVELS,
+    amp: bool = False,
+) -> Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]:
     """A ``loss_fn(model, idx, g)`` for :func:`diffusion_lib.train.loop.train` that trains on ``images[idx]``.
 
     The loss is the mean over the batch of :meth:`GaussianDiffusion.training_losses` (L_simple, the
@@ -29,8 +43,16 @@ def diffusion_loss_fn(diffusion: GaussianDiffusion, images: torch.Tensor, labels
     ``num_classes`` with probability ``p_uncond`` (:func:`diffusion_lib.topics.guidance.drop_labels`,
     classifier-free guidance training). ``t_sampling``: how the timesteps are drawn
     (:data:`diffusion_lib.core.timesteps.TIMESTEP_SAMPLINGS`); the bound term is then weighted by
-    w(t) = 1 / (T p(t)), so that it stays an unbiased estimate of L_vlb. The discretised decoder uses
-    the digits' 17 levels.
+    w(t) = 1 / (T p(t)), so that it stays an unbiased estimate of L_vlb. ``num_levels``: grey levels
+    of the data for the discretised decoder (the digits' 17 by default).
+
+    Several processes (:mod:`diffusion_lib.train.distributed`): every rank draws the same global
+    batch, labels, timesteps and noise from ``g`` (on the CPU, in the order of one process), then
+    keeps rows ``rank * B/N : (rank + 1) * B/N`` and calls ``forward`` (the DDP wrapper of the
+    model; default the model itself) on ``device``. DDP averages the shards' gradients, so the
+    step equals one process's on the global batch; the returned value is the all-reduced global mean,
+    the same on every rank (so the loop's NaN guard stops all ranks together). ``amp``: bf16
+    autocast, CUDA only. With one process on the CPU this is exactly the one-process objective.
 
     Implements :eq:`eq-ddpm-hybrid` (chapter ``ddpm_digits``).
     """
@@ -47,19 +69,46 @@ def diffusion_loss_fn(diffusion: GaussianDiffusion, images: torch.Tensor, labels
     if labels is not None:
         if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long or labels.shape != images.shape[:1]:
             raise InputTypeError(f"labels must be a LongTensor with one class per image, shape ({images.shape[0]},)")
+    _check_split(world_size, rank, world_size)
+    if forward is not None and not callable(forward):
+        raise InputTypeError("forward must be the network to call (e.g. a DistributedDataParallel wrapper) or None")
+    device = torch.device(device)
+    num_levels = check_int(num_levels, "num_levels", minimum=2)
+    if not isinstance(amp, bool):
+        raise InputTypeError(f"amp must be True or False, got {amp!r}")
+    if amp and device.type != "cuda":
+        raise InputValueError(f"amp (bf16 autocast) is supported on CUDA only, not on {device.type}")
     probs = timestep_probs(diffusion.T, t_sampling)
+    if device.type != "cpu":
+        diffusion.to(device)
 
     def loss_fn(model: nn.Module, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b = _check_split(idx.shape[0], rank, world_size)[0]
         x0 = images[idx]
-        t, w = None, None
-        if t_sampling != "uniform":
-            t, w = sample_timesteps(probs, x0.shape[0], g)
+        # the global draws, in the order of one process: label dropout, timesteps, noise
         kwargs = {}
         if labels is not None:
             y = labels[idx]
-            kwargs["y"] = drop_labels(y, p_uncond, num_classes, generator=g) if p_uncond > 0 else y
-        out = diffusion.training_losses(model, x0, t=t, model_kwargs=kwargs, generator=g,
-                                        num_levels=DIGITS_NUM_LEVELS, vb_weights=w)
-        return out["loss"].mean()
+            y = drop_labels(y, p_uncond, num_classes, generator=g) if p_uncond > 0 else y
+            kwargs["y"] = shard_batch(y, rank, world_size).to(device)
+        w = None
+        if t_sampling == "uniform":
+            t = torch.randint(1, diffusion.T + 1, (b,), generator=g)
+        else:
+            t, w = sample_timesteps(probs, b, g)
+        eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+
+        def mine(v: torch.Tensor | None) -> torch.Tensor | None:
+            return None if v is None else shard_batch(v, rank, world_size).to(device)
+
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            out = diffusion.training_losses(model if forward is None else forward, mine(x0), t=mine(t), eps=mine(eps),
+                                            model_kwargs=kwargs, num_levels=num_levels, vb_weights=mine(w))
+        loss = out["loss"].float().mean()
+        if world_size > 1 and tdist.is_available() and tdist.is_initialized():
+            total = loss.detach().clone()
+            tdist.all_reduce(total)
+            loss = loss + (total / world_size - loss.detach())  # the global mean's value, this shard's gradient
+        return loss
 
     return loss_fn

@@ -1,0 +1,235 @@
+#!/usr/bin/env python
+"""Train the book's image U-Net on a CPU, a GPU or several processes (torchrun) and write a checkpoint.
+
+The general entry point next to ``scripts/train_digits.py`` (which makes the shipped files and is
+left as it is). It uses the same loop (:func:`diffusion_lib.train.train`), the same checkpoint
+format (:mod:`diffusion_lib.train.checkpoints`) and torch's own distributed engine
+(:mod:`diffusion_lib.train.distributed`). Examples::
+
+    python scripts/train.py --steps 200 --out /tmp/digits.pt                   # one CPU process
+    python scripts/train.py --device cuda --amp --steps 4000 --out /tmp/gpu.pt  # one GPU, bf16 autocast
+    torchrun --nproc_per_node=4 scripts/train.py --batch-size 256 --out /tmp/ddp.pt
+
+``--batch-size`` is the global batch: with ``K`` processes each takes ``batch_size / K`` rows of
+the same globally drawn batch, so ``K`` processes train the same model as one (up to rounding),
+and ``--resume`` works with another number of processes. Every ``--checkpoint-every`` steps, and
+at the end, rank 0 writes ``--out`` (full precision, with the training state, so it can be
+resumed and loaded with ``load_pretrained``); ``metrics["dataset"]`` names the data it saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as tdist
+
+from diffusion_lib.data import DIGITS_NUM_LEVELS, load_digits_split
+from diffusion_lib.data.online import _read_idx
+from diffusion_lib.errors import DiffusionLibError
+from diffusion_lib.train import (
+    LOSSES, dist_env, init_distributed, is_main, load_checkpoint, make_config, make_diffusion, make_model,
+    save_checkpoint, select_device, diffusion_loss_fn, train,
+)
+from diffusion_lib.utils import set_threads
+
+#: --dataset names; the mnist-format ones are read from IDX files in --data-root.
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
+_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+_CACHE = Path.home() / ".cache" / "diffusion_book"
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot work; printed in one line, no traceback."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="digits (shipped, 8x8), or MNIST / Fashion-MNIST IDX files in --data-root (else the digits)")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] "
+                        "(default ~/.cache/diffusion_book/<dataset>)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps of the run (default 4000)")
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps (continue later with --resume)")
+    p.add_argument("--batch-size", type=int, default=128, help="global batch size, divisible by the process count")
+    p.add_argument("--loss", choices=sorted(LOSSES), default="hybrid")
+    p.add_argument("--T", type=int, default=1000, help="number of diffusion steps")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup-steps", type=int, default=200, help="linear learning-rate warm-up length")
+    p.add_argument("--dim", type=int, default=32, help="U-Net base width")
+    p.add_argument("--dim-mults", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--groups", type=int, default=8, help="GroupNorm groups (must divide the widths)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    p.add_argument("--checkpoint-every", type=int, default=1000, help="write --out every this many steps")
+    p.add_argument("--resume", type=Path, default=None, help="continue from a checkpoint written by this script")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (rank 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse arguments that cannot work, before anything is trained (raises :class:`UsageError`)."""
+    for name in ("batch-size", "T", "dim", "groups", "threads", "checkpoint-every"):
+        value = getattr(args, name.replace("-", "_"))
+        if value < 1:
+            raise UsageError(f"--{name} must be a positive integer, got {value}")
+    for name in ("steps", "stop-at"):
+        value = getattr(args, name.replace("-", "_"))
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be a positive integer, got {value}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if args.warmup_steps < 0:
+        raise UsageError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
+    if args.dataset == "cifar10":
+        raise UsageError("--dataset cifar10 is not supported yet (the U-Net recipe here is for one-channel images); "
+                         "use digits, mnist or fashion-mnist")
+    if args.resume is not None and not args.resume.is_file():
+        raise UsageError(f"--resume {args.resume}: no such file; pass a checkpoint written by this script")
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a folder; pass a file name such as {args.out / 'model.pt'}")
+
+
+def _idx_path(root: Path, stem: str) -> Path | None:
+    for name in (stem + ".gz", stem):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def load_dataset(name: str, root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, str, int]:
+    """``(images (N, 1, H, W) in [-1, 1], labels, name, grey levels)``; mnist-format read offline, else the digits."""
+    if name != "digits":
+        root = Path(root) if root is not None else _CACHE / name.replace("-", "_")
+        paths = [_idx_path(root, stem) for stem in _IDX_FILES]
+        if None not in paths:
+            images, labels = _read_idx(paths[0]), _read_idx(paths[1])
+            if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0] or images.dtype.itemsize != 1:
+                raise UsageError(f"{paths[0]} / {paths[1]}: expected uint8 images (N, H, W) and labels (N,), got "
+                                 f"{images.dtype} {images.shape} and {labels.shape}")
+            x = torch.from_numpy(images.astype("float32")).unsqueeze(1) / 127.5 - 1.0
+            return x, torch.from_numpy(labels.astype("int64")), name, 256
+        print(f"{name} is not available offline (no IDX files in {root}), so this run trains on the book's 8x8 digits.")
+    images, labels = load_digits_split("train")
+    return images, labels, "digits", DIGITS_NUM_LEVELS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the script; a user error prints one line (``error: ...``) and returns 1, a bug raises."""
+    args = parse_args(argv)
+    try:
+        check_args(args)
+        return run(args)
+    except (UsageError, DiffusionLibError, OSError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if tdist.is_available() and tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and write the checkpoint for validated arguments."""
+    set_threads(args.threads)
+    env = dist_env()
+    device = select_device(args.device, env.local_rank)
+    if args.amp and device.type != "cuda":
+        raise UsageError(f"--amp (bf16 autocast) needs a CUDA GPU; this run is on {device.type}, drop --amp")
+    main_rank = is_main(env)
+    resume = None
+    if args.resume is not None:
+        resume = load_checkpoint(args.resume)
+        if resume["train_state"] is None:
+            raise UsageError(f"--resume {args.resume} holds no training state (a weights-only file)")
+        config = resume["config"]
+        if args.steps is not None and args.steps != config["steps"]:
+            raise UsageError(f"--steps {args.steps} differs from the resumed run's {config['steps']} (its learning-rate "
+                             "schedule depends on it); leave --steps out")
+        dataset = resume["metrics"].get("dataset", "digits")
+        if args.dataset != "digits" and args.dataset != dataset:
+            raise UsageError(f"--dataset {args.dataset} differs from the resumed run's {dataset}; leave --dataset out")
+    else:
+        config = make_config(loss=args.loss, T=args.T, steps=args.steps or 4000, batch_size=args.batch_size,
+                             lr=args.lr, seed=args.seed, warmup_steps=args.warmup_steps,
+                             model={"dim": args.dim, "dim_mults": list(args.dim_mults), "groups": args.groups})
+        dataset = args.dataset
+    batch = config["batch_size"]
+    if batch % env.world_size:
+        raise UsageError(f"the global batch size {batch} is not divisible by the {env.world_size} processes")
+    images, labels, dataset, levels = load_dataset(dataset, args.data_root)
+    init_distributed(env, device)
+    torch.manual_seed(config["seed"])
+    model = make_model(config)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+    model.to(device)
+    forward = model
+    if env.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        forward = torch.compile(forward)
+    loss_fn = diffusion_loss_fn(make_diffusion(config), images, None, rank=env.rank, world_size=env.world_size,
+                                forward=forward, device=device, num_levels=levels, amp=args.amp)
+    total = config["steps"]
+    end = total if args.stop_at is None else min(args.stop_at, total)
+    step = 0 if resume is None else int(resume["train_state"]["step"])
+    state = None if resume is None else resume["train_state"]
+    seconds = 0.0 if resume is None else float(resume["metrics"].get("train_seconds") or 0.0)
+    if main_rank:
+        print(f"{dataset} {tuple(images.shape[1:])}, {env.world_size} process(es) on {device.type}, global batch "
+              f"{batch}, steps {step}->{end} of {total}", flush=True)
+    bar = None
+    if main_rank and not args.no_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=end, initial=step, desc=f"DDPM on {dataset}")
+    result = None
+    while step < end:
+        stop = min(end, (step // args.checkpoint_every + 1) * args.checkpoint_every)
+        done_before = step
+
+        def show(s: int, secs: float, _model, first=done_before) -> None:
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(img_s=f"{batch * (s - first) / max(secs, 1e-9):.0f}")
+
+        result = train(model, loss_fn, torch.arange(images.shape[0]), steps=total, batch_size=batch, lr=config["lr"],
+                       seed=config["seed"], warmup_steps=config["warmup_steps"], grad_clip=config["grad_clip"],
+                       ema_decay=config["ema_decay"], ema_warmup=config["ema_warmup"], progress=False,
+                       callback=show, resume=state, stop_at=stop)
+        seconds += result.seconds
+        state, step = result.state, result.steps
+        rate = batch * (step - done_before) / max(result.seconds, 1e-9)
+        if main_rank:
+            metrics = {"dataset": dataset, "train_seconds": round(seconds, 3), "world_size": env.world_size,
+                       "device": device.type, "images_per_second": round(rate, 1), "amp": bool(args.amp)}
+            save_checkpoint(args.out, model, config, result, metrics=metrics)
+            msg = (f"step {step}/{total}: loss {sum(result.losses[-100:]) / len(result.losses[-100:]):.4f}, "
+                   f"{rate:.1f} images/s; wrote {args.out}")
+            if bar is not None:
+                bar.write(msg)
+            else:
+                print(msg, flush=True)
+        if env.distributed:
+            tdist.barrier()
+    if bar is not None:
+        bar.close()
+    if result is None and main_rank:
+        print(f"nothing to train: the run is already at step {step} of {end}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
