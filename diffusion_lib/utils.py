@@ -13,7 +13,7 @@ import torch
 
 from diffusion_lib.errors import InputTypeError, InputValueError
 
-__all__ = ["set_seed", "set_threads", "record_metric", "glue", "checkpoint_dir"]
+__all__ = ["set_seed", "set_threads", "record_metric", "glue", "checkpoint_dir", "unwritable_reason"]
 
 
 def set_seed(seed: int = 0) -> torch.Generator:
@@ -132,3 +132,24 @@ def checkpoint_dir() -> Path:
     """
     env = os.environ.get("DIFFUSION_BOOK_CHECKPOINTS")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def unwritable_reason(folder: str | Path) -> str | None:
+    """Why no file can be written in ``folder`` (created if missing), or None: tried, not guessed.
+
+    The scripts call it before a long run, so that a folder they cannot write to is reported in
+    one line at the start rather than as a traceback at the end.
+    """
+    if not isinstance(folder, (str, Path)):
+        raise InputTypeError(f"folder must be a path (str or pathlib.Path), got {type(folder).__name__}")
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        return f"cannot write in {folder} (it is a file, not a folder); choose a folder you can write to"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_test_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        return f"cannot write in {folder} ({err.strerror or err}); choose a folder you can write to"
+    return None

@@ -12,13 +12,13 @@ Takes about 15-30 s on one core.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 from diffusion_lib import set_seed
+from diffusion_lib.utils import unwritable_reason
 from diffusion_lib.data import load_digits_split
 from diffusion_lib.errors import DiffusionLibError
 from diffusion_lib.eval.fid import (
@@ -30,16 +30,6 @@ from diffusion_lib.eval.fid import (
 )
 
 
-def _unwritable(folder: Path) -> str | None:
-    """Why no file can be written in ``folder`` (created if missing), or None: tried, not guessed."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write_test_{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        return f"cannot write in {folder} ({err.strerror or err}); choose a folder you can write to"
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +57,7 @@ def _problem(args: argparse.Namespace) -> str | None:
     out = args.out
     if out.is_dir():
         return f"--out {out} is a folder; pass a file name such as {out / 'digit_classifier.pt'}"
-    problem = _unwritable(out.parent)
+    problem = unwritable_reason(out.parent)
     if problem:
         return f"--out {out}: {problem}"
     return None

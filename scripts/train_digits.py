@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from diffusion_lib.eval.digits import negative_bound
 from diffusion_lib.train import (
     LOSSES, TrainResult, load_checkpoint, make_config, make_diffusion, make_model, save_checkpoint, train_run,
 )
-from diffusion_lib.utils import set_threads
+from diffusion_lib.utils import set_threads, unwritable_reason
 
 
 class UsageError(Exception):
@@ -80,16 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _unwritable(folder: Path) -> str | None:
-    """Why no file can be written in ``folder`` (created if missing), or None: tried, not guessed."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write_test_{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        return f"cannot write in {folder} ({err.strerror or err}); choose a folder you can write to"
-    return None
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -127,7 +116,7 @@ def check_args(args: argparse.Namespace) -> None:
     out = args.out
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; pass a file name such as {out / 'model.pt'}")
-    problem = _unwritable(out.parent)
+    problem = unwritable_reason(out.parent)
     if problem:
         raise UsageError(f"--out {out}: {problem}")
 

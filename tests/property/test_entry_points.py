@@ -171,6 +171,23 @@ def test_train_digit_classifier(steps, max_shift, noise_std, fault):
         assert len(out.losses) == int(steps)
 
 
+@pytest.mark.parametrize("kind", ["new", "existing", "file", "type"])
+def test_unwritable_reason(kind, tmp_path):
+    from diffusion_lib.utils import unwritable_reason
+
+    if kind == "type":
+        must_refuse(unwritable_reason, 3, names="folder")
+        return
+    target = {"new": tmp_path / "a" / "b", "existing": tmp_path, "file": tmp_path / "f"}[kind]
+    if kind == "file":
+        target.write_text("x")
+    reason = unwritable_reason(target)
+    if kind == "file":
+        assert reason is not None and "cannot write in" in reason and "is a file" in reason
+    else:
+        assert reason is None and target.is_dir() and not list(target.glob(".write_test_*"))  # probe removed
+
+
 # ------------------------------------------------------------------- every public name is tested
 PACKAGES = ("core", "models", "topics", "train", "eval", "data", "viz", "utils")
 
@@ -201,3 +218,4 @@ def test_every_public_callable_has_a_property_test():
     assert len(callables) > 80  # the enumeration itself works
     untested = [f"{pkg}.{name}" for pkg, name in callables if not re.search(rf"\b{name}\b", text)]
     assert not untested, f"public callables no property test names: {untested}"
+
