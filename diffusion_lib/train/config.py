@@ -20,10 +20,15 @@ from diffusion_lib._checks import check_choice, check_int, check_real
 from diffusion_lib.core.diffusion import MODEL_MEAN_TYPES
 from diffusion_lib.core.schedules import SCHEDULE_NAMES, NoiseSchedule
 from diffusion_lib.core.timesteps import TIMESTEP_SAMPLINGS
+from diffusion_lib.data.augment import AUGMENTATIONS
 from diffusion_lib.errors import InputTypeError, InputValueError
 from diffusion_lib.models.unet import UNet
 
-__all__ = ["DEFAULT_CONFIG", "LOSSES", "make_config"]
+__all__ = ["DEFAULT_CONFIG", "DATA_SETS", "LOSSES", "make_config"]
+
+#: What a run may train on: the shipped 8x8 digits, or an image set a reader downloads
+#: (``scripts/train.py --dataset``); the chapters' loaders read the name from the checkpoint.
+DATA_SETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "cifar10")
 
 #: ``--loss`` names of ``scripts/train_digits.py`` -> (loss_type, model_var_type) of GaussianDiffusion.
 LOSSES: dict[str, tuple[str, str]] = {
@@ -33,7 +38,7 @@ LOSSES: dict[str, tuple[str, str]] = {
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {
-    "data": "digits",  # the train split of diffusion_lib.data.load_digits_split
+    "data": "digits",  # the train split of diffusion_lib.data.load_digits_split, or one of DATA_SETS
     "T": 1000,
     "schedule": "linear",
     "loss": "hybrid",
@@ -42,16 +47,22 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "batch_size": 128,
     "lr": 2e-3,
     "warmup_steps": 200,
+    "weight_decay": 0.0,  # AdamW's decoupled weight decay
     "grad_clip": 1.0,
     "ema_decay": 0.999,
     "ema_warmup": True,  # decay min(0.999, (1 + n) / (10 + n)) after n steps
-    "t_sampling": "uniform",  # or "inverse_mix": see diffusion_lib.core.timesteps
+    "t_sampling": "uniform",  # or "inverse_mix", "loss_aware": see diffusion_lib.core.timesteps
+    "augment": "none",  # or "shift": see diffusion_lib.train.objectives.AUGMENTATIONS
     "seed": 0,
     "conditional": False,
     "p_uncond": 0.1,  # label dropout (classifier-free guidance) when conditional
     "model": {"dim": 32, "dim_mults": [1, 2], "block_type": "resnet", "attention": "linear",
               "mid_attention": "full", "groups": 8},
 }
+
+#: Keys added after the first version-2 checkpoints were written, with the value those runs used:
+#: a stored config without them is read as having that value.
+_ADDED_KEYS: dict[str, Any] = {"weight_decay": 0.0, "augment": "none"}
 
 #: U-Net arguments a config may set; the others follow from the run (see ``make_model``).
 _SET_BY_RUN = {"self", "num_timesteps", "num_classes", "learned_variance"}
@@ -127,6 +138,7 @@ def validate_config(config: Any, where: str = "config") -> dict:
     """
     if not isinstance(config, dict):
         raise InputTypeError(f"{where} must be a dict (see DEFAULT_CONFIG), got {type(config).__name__}")
+    config = {**{k: v for k, v in _ADDED_KEYS.items() if k not in config}, **config}
     missing = sorted(set(DEFAULT_CONFIG) - set(config))
     unknown = sorted(set(config) - set(DEFAULT_CONFIG))
     if unknown:
@@ -134,8 +146,7 @@ def validate_config(config: Any, where: str = "config") -> dict:
     if missing:
         raise InputValueError(f"{where} lacks the keys {missing}; build it with make_config(...)")
     c = _plain({k: config[k] for k in DEFAULT_CONFIG}, where)
-    if c["data"] != "digits":
-        raise InputValueError(f"config['data'] must be 'digits' (the only data set shipped with the book), got {c['data']!r}")
+    check_choice(c["data"], DATA_SETS, "config['data']")
     c["T"] = check_int(c["T"], "config['T']", minimum=2)
     check_choice(c["schedule"], SCHEDULE_NAMES, "config['schedule']")
     try:  # the schedule must exist for this T (e.g. the linear one needs T >= 21)
@@ -150,6 +161,8 @@ def validate_config(config: Any, where: str = "config") -> dict:
     c["warmup_steps"] = check_int(c["warmup_steps"], "config['warmup_steps']", minimum=0)
     c["seed"] = check_int(c["seed"], "config['seed']", minimum=0)
     c["lr"] = check_real(c["lr"], "config['lr']", minimum=0.0, strict=True)
+    c["weight_decay"] = check_real(c["weight_decay"], "config['weight_decay']", minimum=0.0)
+    check_choice(c["augment"], AUGMENTATIONS, "config['augment']")
     if c["grad_clip"] is not None:
         c["grad_clip"] = check_real(c["grad_clip"], "config['grad_clip'] (or None)", minimum=0.0, strict=True)
     if c["ema_decay"] is not None:

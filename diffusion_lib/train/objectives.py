@@ -12,6 +12,7 @@ from diffusion_lib._checks import check_choice, check_floating, check_int, check
 from diffusion_lib.core.diffusion import GaussianDiffusion
 from diffusion_lib.core.timesteps import TIMESTEP_SAMPLINGS, sample_timesteps, timestep_probs
 from diffusion_lib.data import DIGITS_NUM_LEVELS
+from diffusion_lib.data.augment import AUGMENTATIONS, augment_digits
 from diffusion_lib.errors import InputTypeError, InputValueError
 from diffusion_lib.train.distributed import _check_split, shard_batch
 from diffusion_lib.topics.guidance import drop_labels
@@ -33,6 +34,7 @@ def diffusion_loss_fn(
     device: torch.device | str = "cpu",
     num_levels: int = DIGITS_NUM_LEVELS,
     amp: bool = False,
+    augment: str = "none",
 ) -> Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]:
     """A ``loss_fn(model, idx, g)`` for :func:`diffusion_lib.train.loop.train` that trains on ``images[idx]``.
 
@@ -53,6 +55,8 @@ def diffusion_loss_fn(
     step equals one process's on the global batch; the returned value is the all-reduced global mean,
     the same on every rank (so the loop's NaN guard stops all ranks together). ``amp``: bf16
     autocast, CUDA only. With one process on the CPU this is exactly the one-process objective.
+    ``augment``: :data:`diffusion_lib.data.AUGMENTATIONS` (``"shift"`` moves half of the images by
+    one pixel, drawn from ``g`` before the timesteps; ``"none"`` draws nothing).
 
     Implements :eq:`eq-ddpm-hybrid` (chapter ``ddpm_digits``).
     """
@@ -78,6 +82,7 @@ def diffusion_loss_fn(
         raise InputTypeError(f"amp must be True or False, got {amp!r}")
     if amp and device.type != "cuda":
         raise InputValueError(f"amp (bf16 autocast) is supported on CUDA only, not on {device.type}")
+    check_choice(augment, AUGMENTATIONS, "augment")
     probs = timestep_probs(diffusion.T, t_sampling)
     if device.type != "cpu":
         diffusion.to(device)
@@ -85,6 +90,8 @@ def diffusion_loss_fn(
     def loss_fn(model: nn.Module, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b = _check_split(idx.shape[0], rank, world_size)[0]
         x0 = images[idx]
+        if augment != "none":
+            x0 = augment_digits(x0, augment, generator=g)
         # the global draws, in the order of one process: label dropout, timesteps, noise
         kwargs = {}
         if labels is not None:

@@ -43,11 +43,11 @@ def train_run(config: dict, model: UNet | None = None, resume: dict | None = Non
     diffusion = make_diffusion(config)
     images, labels = load_digits_split("train")
     loss_fn = diffusion_loss_fn(diffusion, images, labels if config["conditional"] else None,
-                                p_uncond=config["p_uncond"], t_sampling=config["t_sampling"])
+                                p_uncond=config["p_uncond"], t_sampling=config["t_sampling"], augment=config["augment"])
     result = train(
         model, loss_fn, torch.arange(images.shape[0]), steps=config["steps"], batch_size=config["batch_size"],
         lr=config["lr"], seed=config["seed"], warmup_steps=config["warmup_steps"], grad_clip=config["grad_clip"],
-        ema_decay=config["ema_decay"], ema_warmup=config["ema_warmup"], progress=progress,
+        weight_decay=config["weight_decay"], ema_decay=config["ema_decay"], ema_warmup=config["ema_warmup"], progress=progress,
         desc=f"DDPM on digits ({config['loss']})", resume=None if resume is None else resume["train_state"],
         stop_at=stop_at, time_budget_s=time_budget_s,
     )
