@@ -9,6 +9,13 @@ format (:mod:`diffusion_lib.train.checkpoints`) and torch's own distributed engi
     python scripts/train.py --steps 200 --out /tmp/digits.pt                   # one CPU process
     python scripts/train.py --device cuda --amp --steps 4000 --out /tmp/gpu.pt  # one GPU, bf16 autocast
     torchrun --nproc_per_node=4 scripts/train.py --batch-size 256 --out /tmp/ddp.pt
+    python scripts/train.py --dataset fashion-mnist --dim-mults 1 2 2 --out /tmp/fm.pt  # 28x28, downloaded once
+    python scripts/train.py --dataset cifar10 --device cuda --amp --out /tmp/cifar.pt   # 3x32x32
+
+``--dataset mnist | fashion-mnist | cifar10`` reads the files from ``--data-root`` (default
+``~/.cache/diffusion_book/<name>``), downloading and checksumming missing ones first
+(:func:`diffusion_lib.data.load_image_dataset`); offline it says so in one sentence and trains on
+the 8x8 digits. The U-Net's input channels and ``config["data"]`` follow the data that was loaded.
 
 ``--batch-size`` is the global batch: with ``K`` processes each takes ``batch_size / K`` rows of
 the same globally drawn batch, so ``K`` processes train the same model as one (up to rounding),
@@ -27,8 +34,7 @@ from pathlib import Path
 import torch
 import torch.distributed as tdist
 
-from diffusion_lib.data import DIGITS_NUM_LEVELS, load_digits_split
-from diffusion_lib.data.online import _read_idx
+from diffusion_lib.data import DIGITS_NUM_LEVELS, load_digits_split, load_image_dataset
 from diffusion_lib.errors import DiffusionLibError
 from diffusion_lib.train import (
     LOSSES, dist_env, init_distributed, is_main, load_checkpoint, make_config, make_diffusion, make_model,
@@ -36,10 +42,10 @@ from diffusion_lib.train import (
 )
 from diffusion_lib.utils import set_threads
 
-#: --dataset names; the mnist-format ones are read from IDX files in --data-root.
+#: --dataset names: the shipped digits, or a set read (and if need be downloaded) into --data-root.
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
-_CACHE = Path.home() / ".cache" / "diffusion_book"
+#: grey (or colour) levels of the data, for the discretised decoder of the bound
+_ONLINE_LEVELS = 256
 
 
 class UsageError(Exception):
@@ -49,13 +55,18 @@ class UsageError(Exception):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits (shipped, 8x8), or MNIST / Fashion-MNIST IDX files in --data-root (else the digits)")
+                   help="digits (shipped, 8x8), or MNIST / Fashion-MNIST (1x28x28) / CIFAR-10 (3x32x32) from "
+                        "--data-root, downloaded there if missing (offline: the digits)")
     p.add_argument("--data-root", type=Path, default=None,
-                   help="folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] "
-                        "(default ~/.cache/diffusion_book/<dataset>)")
+                   help="folder with the data set's files: train-images-idx3-ubyte[.gz] and "
+                        "train-labels-idx1-ubyte[.gz], or cifar-10-python.tar.gz (default "
+                        "~/.cache/diffusion_book/<dataset>, with _ for -)")
+    p.add_argument("--no-download", action="store_true",
+                   help="read only the files already in --data-root (missing ones: the digits)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA only)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network (for long GPU runs; on the CPU it takes minutes to start)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps of the run (default 4000)")
     p.add_argument("--stop-at", type=int, default=None, help="stop after this many steps (continue later with --resume)")
     p.add_argument("--batch-size", type=int, default=128, help="global batch size, divisible by the process count")
@@ -91,37 +102,35 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if args.warmup_steps < 0:
         raise UsageError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
-    if args.dataset == "cifar10":
-        raise UsageError("--dataset cifar10 is not supported yet (the U-Net recipe here is for one-channel images); "
-                         "use digits, mnist or fashion-mnist")
     if args.resume is not None and not args.resume.is_file():
         raise UsageError(f"--resume {args.resume}: no such file; pass a checkpoint written by this script")
     if args.out.is_dir():
         raise UsageError(f"--out {args.out} is a folder; pass a file name such as {args.out / 'model.pt'}")
 
 
-def _idx_path(root: Path, stem: str) -> Path | None:
-    for name in (stem + ".gz", stem):
-        if (root / name).is_file():
-            return root / name
-    return None
+def load_dataset(name: str, root: Path | None = None,
+                 download: bool = True) -> tuple[torch.Tensor, torch.Tensor, str, int]:
+    """``(images (N, C, H, W) in [-1, 1], labels, name loaded, levels)`` of the train split.
 
-
-def load_dataset(name: str, root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, str, int]:
-    """``(images (N, 1, H, W) in [-1, 1], labels, name, grey levels)``; mnist-format read offline, else the digits."""
+    ``name`` other than ``"digits"``: :func:`~diffusion_lib.data.load_image_dataset` (files in
+    ``root``, downloaded if missing and ``download``); when they cannot be had, one sentence and
+    the digits, whose name and 17 grey levels come back instead.
+    """
     if name != "digits":
-        root = Path(root) if root is not None else _CACHE / name.replace("-", "_")
-        paths = [_idx_path(root, stem) for stem in _IDX_FILES]
-        if None not in paths:
-            images, labels = _read_idx(paths[0]), _read_idx(paths[1])
-            if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0] or images.dtype.itemsize != 1:
-                raise UsageError(f"{paths[0]} / {paths[1]}: expected uint8 images (N, H, W) and labels (N,), got "
-                                 f"{images.dtype} {images.shape} and {labels.shape}")
-            x = torch.from_numpy(images.astype("float32")).unsqueeze(1) / 127.5 - 1.0
-            return x, torch.from_numpy(labels.astype("int64")), name, 256
-        print(f"{name} is not available offline (no IDX files in {root}), so this run trains on the book's 8x8 digits.")
+        images, labels, loaded = load_image_dataset(name, root, "train", download)
+        if loaded == name:
+            return images, labels, name, _ONLINE_LEVELS
     images, labels = load_digits_split("train")
     return images, labels, "digits", DIGITS_NUM_LEVELS
+
+
+def check_levels(dim_mults: list[int], shape: tuple[int, ...], dataset: str) -> None:
+    """Refuse ``--dim-mults`` whose levels cannot halve the images of ``dataset`` (shape ``(C, H, W)``)."""
+    factor = 2 ** (len(dim_mults) - 1)
+    if shape[1] % factor or shape[2] % factor:
+        raise UsageError(f"--dim-mults {' '.join(map(str, dim_mults))} has {len(dim_mults)} levels, so the image "
+                         f"sides must be divisible by {factor}, but {dataset} is {shape[1]}x{shape[2]}; use fewer "
+                         "levels")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
     if args.amp and device.type != "cuda":
         raise UsageError(f"--amp (bf16 autocast) needs a CUDA GPU; this run is on {device.type}, drop --amp")
     main_rank = is_main(env)
+    if args.compile and device.type == "cpu" and main_rank:
+        print("--compile on the CPU: torch.compile takes minutes to start here and was not measured to pay off; "
+              "drop --compile for short CPU runs.", flush=True)
     resume = None
     if args.resume is not None:
         resume = load_checkpoint(args.resume)
@@ -155,18 +167,25 @@ def run(args: argparse.Namespace) -> int:
         if args.steps is not None and args.steps != config["steps"]:
             raise UsageError(f"--steps {args.steps} differs from the resumed run's {config['steps']} (its learning-rate "
                              "schedule depends on it); leave --steps out")
-        dataset = resume["metrics"].get("dataset", "digits")
+        dataset = resume["metrics"].get("dataset", config["data"])
         if args.dataset != "digits" and args.dataset != dataset:
             raise UsageError(f"--dataset {args.dataset} differs from the resumed run's {dataset}; leave --dataset out")
+        batch = config["batch_size"]
     else:
-        config = make_config(loss=args.loss, T=args.T, steps=args.steps or 4000, batch_size=args.batch_size,
-                             lr=args.lr, seed=args.seed, warmup_steps=args.warmup_steps,
-                             model={"dim": args.dim, "dim_mults": list(args.dim_mults), "groups": args.groups})
-        dataset = args.dataset
-    batch = config["batch_size"]
+        dataset, batch = args.dataset, args.batch_size
     if batch % env.world_size:
         raise UsageError(f"the global batch size {batch} is not divisible by the {env.world_size} processes")
-    images, labels, dataset, levels = load_dataset(dataset, args.data_root)
+    images, labels, loaded, levels = load_dataset(dataset, args.data_root, download=not args.no_download)
+    if resume is not None and loaded != dataset:
+        raise UsageError(f"--resume {args.resume} continues a run on {dataset}, which could not be loaded; put its "
+                         "files in --data-root (or let them download)")
+    dataset = loaded
+    if resume is None:
+        config = make_config(data=dataset, loss=args.loss, T=args.T, steps=args.steps or 4000, batch_size=batch,
+                             lr=args.lr, seed=args.seed, warmup_steps=args.warmup_steps,
+                             model={"in_channels": int(images.shape[1]), "dim": args.dim,
+                                    "dim_mults": list(args.dim_mults), "groups": args.groups})
+    check_levels(config["model"]["dim_mults"], tuple(images.shape[1:]), dataset)
     init_distributed(env, device)
     torch.manual_seed(config["seed"])
     model = make_model(config)

@@ -58,9 +58,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--attention", choices=["full", "linear", "none"], default="linear")
     p.add_argument("--fourier", type=int, nargs="*", default=[],
                    help="Fourier-feature exponents n: add sin/cos(2^n pi x_t) to the input (e.g. 3 4; see UNet)")
-    p.add_argument("--t-sampling", choices=["uniform", "inverse_mix"], default="uniform",
-                   help="how training draws t (inverse_mix: half uniform, half p(t) ~ 1/t; see diffusion_lib.core.timesteps)")
+    p.add_argument("--t-sampling", choices=["uniform", "inverse_mix", "loss_aware"], default="uniform",
+                   help="how training draws t (inverse_mix: half uniform, half p(t) ~ 1/t; loss_aware: improved DDPM's "
+                        "p(t) ~ sqrt(E[L_t^2]); see diffusion_lib.core.timesteps)")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the ResNet blocks")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay")
+    p.add_argument("--augment", choices=["none", "shift"], default="none",
+                   help="training augmentation (shift: half of the images moved by one pixel; see diffusion_lib.data.augment)")
+    p.add_argument("--select-every", type=int, default=None,
+                   help="early stopping: every this many steps estimate the VALIDATION bound of the EMA weights and keep "
+                        "the best snapshot (must divide --checkpoint-every)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--ema-decay", type=float, default=0.999)
@@ -104,6 +111,14 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--ema-decay must lie in (0, 1), e.g. 0.999, got {args.ema_decay}")
     if not 0 <= args.p_uncond < 1:
         raise UsageError(f"--p-uncond must lie in [0, 1), got {args.p_uncond}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise UsageError(f"--weight-decay must be a number >= 0, got {args.weight_decay}")
+    if args.select_every is not None:
+        positive("select-every", args.select_every)
+        if args.checkpoint_every % args.select_every:
+            raise UsageError(f"--select-every {args.select_every} must divide --checkpoint-every {args.checkpoint_every}")
+        if args.no_eval:
+            raise UsageError("--select-every chooses the weights on the validation bound; it cannot be used with --no-eval")
     if not 0 <= args.dropout < 1:
         raise UsageError(f"--dropout must lie in [0, 1), got {args.dropout}")
     if args.seed < 0:
@@ -137,6 +152,20 @@ def _bound(net: torch.nn.Module, diffusion, images: torch.Tensor, clip_x0: bool)
     return negative_bound(diffusion, net, images, clip_x0=clip_x0, generator=torch.Generator().manual_seed(0))
 
 
+def _weights(ckpt: dict, config: dict) -> torch.nn.Module:
+    """The U-Net of ``config`` with the (EMA) weights stored in the checkpoint dict ``ckpt``."""
+    net = make_model(config)
+    net.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
+    return net.eval()
+
+
+def _val_estimate(net: torch.nn.Module, diffusion, args: argparse.Namespace) -> float:
+    """The stratified estimate (50 network calls per image, or T if fewer; seed 1) of the VALIDATION bound for early stopping."""
+    images = load_digits_split("val")[0][: args.val_images]
+    return negative_bound(diffusion, net.eval(), images, num_timesteps=min(50, diffusion.T), clip_x0=args.clip_x0,
+                          generator=torch.Generator().manual_seed(1)).nats_per_image
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate and write the checkpoint for validated arguments."""
     set_threads(args.threads)
@@ -162,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         config = make_config(
             loss=args.loss, schedule=args.schedule, T=args.T, steps=steps or 4000, batch_size=args.batch_size,
             lr=args.lr, ema_decay=args.ema_decay, seed=args.seed, conditional=args.conditional,
-            p_uncond=args.p_uncond, t_sampling=args.t_sampling,
+            p_uncond=args.p_uncond, t_sampling=args.t_sampling, weight_decay=args.weight_decay, augment=args.augment,
             model={"dim": args.dim, "dim_mults": list(args.dim_mults), "block_type": args.block_type,
                    "attention": None if args.attention == "none" else args.attention,
                    **({"fourier_exponents": list(args.fourier)} if args.fourier else {}),
@@ -176,12 +205,35 @@ def run(args: argparse.Namespace) -> int:
     # training time so far (None when resuming a file that did not record it)
     seconds = 0.0 if resume is None else resume["metrics"].get("train_seconds")
     total = int(config["steps"])
+    every = args.select_every or args.checkpoint_every
+    best_path = args.out.with_name(args.out.name.removesuffix(".pt") + ".best.pt")
+    best = None  # early stopping: the EMA snapshot with the lowest estimated VALIDATION bound so far
+    if args.select_every and resume is not None and best_path.is_file():
+        best = load_checkpoint(best_path)
+    curve = [] if best is None else list(best["metrics"]["val_curve"])
     while step < total:
-        stop = min(total, (step // args.checkpoint_every + 1) * args.checkpoint_every)
+        stop = min(total, (step // every + 1) * every)
         t0 = time.perf_counter()
-        model, result = train_run(config, model=model, resume=resume, stop_at=stop, time_budget_s=budget)
+        model, result = train_run(config, model=model, resume=resume, stop_at=stop, time_budget_s=budget,
+                                  progress=not args.select_every)
+        if args.select_every:
+            est = _val_estimate(result.ema_model, make_diffusion(config), args)
+            curve.append([int(result.steps), round(est, 3)])
+            if best is None or est < best["metrics"]["val_estimate"]:
+                save_checkpoint(best_path, result.ema_model, config, None,
+                                metrics={"step": int(result.steps), "val_estimate": est, "val_curve": curve})
+                best = load_checkpoint(best_path)
+            else:  # keep the best snapshot's file in step with the curve, for a resumed run
+                save_checkpoint(best_path, _weights(best, config), config, None,
+                                metrics={**best["metrics"], "val_curve": curve})
+            print(f"step {result.steps}: estimated VALIDATION bound of the EMA weights {est:.2f} nats "
+                  f"(best {best['metrics']['val_estimate']:.2f} at step {best['metrics']['step']})", flush=True)
         if seconds is not None:
             seconds += time.perf_counter() - t0
+        if stop % args.checkpoint_every and stop != total:
+            model, resume = model, {"config": config, "model": model.state_dict(), "train_state": result.state}
+            step = result.steps
+            continue
         save_checkpoint(resume_path, model, config, result, metrics={"train_seconds": seconds})
         resume = load_checkpoint(resume_path)  # continue from the file: what a resumed run would see
         model = None
@@ -208,7 +260,15 @@ def run(args: argparse.Namespace) -> int:
             net.load_state_dict(weights)
             candidates[name] = net.eval()
     chosen = args.weights if args.weights in candidates else ("ema" if "ema" in candidates else "raw")
-    if args.weights == "val" and not args.no_eval:
+    if args.select_every:  # early stopping: the best EMA snapshot by the VALIDATION estimate
+        if best is None:
+            raise UsageError(f"the early-stopping snapshot {best_path} is missing (a finished run deletes it with "
+                             "--ship); train again from the start")
+        candidates["best"] = _weights(best, config)
+        chosen = "best"
+        metrics.update(selected_step=int(best["metrics"]["step"]), val_estimate=round(best["metrics"]["val_estimate"], 3),
+                       val_curve=curve)
+    elif args.weights == "val" and not args.no_eval:
         for name, net in candidates.items():
             t0 = time.perf_counter()
             val = _bound(net, diffusion, load_digits_split("val")[0][:args.val_images], args.clip_x0)
@@ -217,18 +277,25 @@ def run(args: argparse.Namespace) -> int:
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         chosen = min(candidates, key=lambda n: metrics[f"val_nats_{n}"])
     if not args.no_eval:
-        t0 = time.perf_counter()
-        bound = _bound(candidates[chosen], diffusion, load_digits_split("test")[0], args.clip_x0)
-        metrics.update({"test_nats": round(bound.nats_per_image, 3), "test_nats_se": round(bound.stderr_nats, 3),
-                        "test_bits_per_dim": round(bound.bits_per_dim, 4)})
-        print(f"test bound ({chosen} weights): {bound.nats_per_image:.2f} ± {bound.stderr_nats:.2f} nats per image "
-              f"({bound.bits_per_dim:.3f} bits/dim) in {time.perf_counter() - t0:.0f} s", flush=True)
+        # TRAIN (its first 447 digits, as many as TEST) and TEST, exact: the memorisation gap of the chosen model
+        for split in ("train", "test"):
+            t0 = time.perf_counter()
+            bound = _bound(candidates[chosen], diffusion, load_digits_split(split)[0][:447], args.clip_x0)
+            metrics.update({f"{split}_nats": round(bound.nats_per_image, 3), f"{split}_nats_se": round(bound.stderr_nats, 3),
+                            f"{split}_bits_per_dim": round(bound.bits_per_dim, 4)})
+            print(f"{split.upper()} bound ({chosen} weights): {bound.nats_per_image:.2f} ± {bound.stderr_nats:.2f} nats per "
+                  f"image ({bound.bits_per_dim:.3f} bits/dim) in {time.perf_counter() - t0:.0f} s", flush=True)
     metrics["weights"] = chosen
-    metrics["bound_clip_x0"] = bool(args.clip_x0)
+    # which reverse process the stored bounds belong to (None: no bound was computed by this run)
+    metrics["bound_clip_x0"] = None if args.no_eval else bool(args.clip_x0)
     metrics["losses"] = [round(v, 5) for v in losses]
+    if args.ship and args.select_every:
+        best_path.unlink(missing_ok=True)
     if args.ship:
         # float16 weights of the chosen model only: small, loadable, not resumable
         save_checkpoint(args.out, candidates[chosen], config, None, half=True, metrics=metrics)
+    elif chosen == "best":  # the early-stopping snapshot, full precision (the .resume.pt file continues the run)
+        save_checkpoint(args.out, candidates["best"], config, None, metrics=metrics)
     else:
         fake = TrainResult(losses=losses, steps=step, seconds=seconds or 0.0, ema_model=candidates.get("ema"),
                            state=final["train_state"])

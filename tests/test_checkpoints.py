@@ -250,6 +250,9 @@ def _script(name):
     (["--val-images", "0"], "--val-images must be a positive integer"),
     (["--lr", "nan"], "--lr must be a positive number"),
     (["--resume", "nope.resume.pt"], "--resume nope.resume.pt: no such file"),
+    (["--select-every", "3", "--checkpoint-every", "10"], "--select-every 3 must divide --checkpoint-every 10"),
+    (["--select-every", "5", "--no-eval"], "cannot be used with --no-eval"),
+    (["--weight-decay", "-1"], "--weight-decay must be a number >= 0"),
 ])
 def test_train_digits_script_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, message):
     rc = _script("train_digits").main([*args, "--out", str(tmp_path / "m.pt")])
@@ -276,6 +279,27 @@ def test_train_digits_script_trains_and_resumes_a_finished_run(tmp_path, capsys)
     assert load_checkpoint(out)["train_state"]["step"] == 2
     assert script.main(["--resume", str(tmp_path / "m.resume.pt"), *common]) == 0
     assert "is already complete (2 of 2 steps)" in capsys.readouterr().out
+
+
+def test_train_digits_early_stopping_keeps_the_best_validation_snapshot(tmp_path, capsys):
+    script = _script("train_digits")
+    out = tmp_path / "m.pt"
+    args = ["--T", "25", "--dim", "8", "--batch-size", "4", "--steps", "4", "--checkpoint-every", "2",
+            "--select-every", "1", "--val-images", "3", "--augment", "shift", "--t-sampling", "loss_aware",
+            "--ship", "--out", str(out)]
+    assert script.main(args) == 0
+    ckpt = load_checkpoint(out)
+    m = ckpt["metrics"]
+    steps, vals = zip(*m["val_curve"])
+    assert steps == (1, 2, 3, 4) and m["selected_step"] == steps[vals.index(min(vals))] and m["weights"] == "best"
+    assert m["val_estimate"] == min(vals) and m["bound_clip_x0"] is False  # computed without --clip-x0
+    assert {"train_nats", "test_nats"} <= set(m) and ckpt["config"]["augment"] == "shift"
+    assert not (tmp_path / "m.best.pt").exists()  # --ship removes the snapshot file
+    # the shipped weights are the selected snapshot's: their estimate is the logged one
+    model, diffusion, _ = load_pretrained(out)
+    est = negative_bound(diffusion, model, load_digits_split("val")[0][:3], num_timesteps=25,
+                         generator=torch.Generator().manual_seed(1)).nats_per_image
+    assert abs(est - m["val_estimate"]) < 1e-3 * abs(m["val_estimate"])  # float16 weights
 
 
 def test_train_digit_classifier_script_refuses_bad_arguments(tmp_path, capsys):

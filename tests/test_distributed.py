@@ -20,15 +20,20 @@ import numpy as np
 import pytest
 import torch
 
+from diffusion_lib.data import online as online_data
 from diffusion_lib.errors import InputValueError
 from diffusion_lib.train import (
     DistEnv, dist_env, load_checkpoint, make_config, select_device, shard_batch, train_run,
 )
 
+from fake_datasets import serve, write_cifar_tarball
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train.py"
 TINY = ["--T", "25", "--steps", "3", "--batch-size", "4", "--dim", "8", "--groups", "4", "--no-progress",
         "--lr", "0.01", "--warmup-steps", "0"]
+#: the largest weight difference between process counts: 1/100 of the distance three steps move a weight
+TOL = 1e-4
 
 
 def _script():
@@ -78,9 +83,12 @@ def test_two_processes_train_the_one_process_model(runs):
     from diffusion_lib.train import make_model
 
     init = make_model(one["config"]).state_dict()
-    assert _max_diff(one["model"], init) > 1e-3  # training moved the weights ...
-    assert _max_diff(one["model"], two["model"]) < 1e-5  # ... identically with 2 processes
-    assert _max_diff(one["ema"], two["ema"]) < 1e-5
+    assert _max_diff(one["model"], init) > 1e-2  # training moved the weights (Adam, lr 0.01, 3 steps) ...
+    # ... and identically with 2 processes, up to rounding: the all-reduce sums the shards' gradients
+    # in another order, and Adam divides each gradient by its own root mean square, so a weight whose
+    # gradient is tiny can move by a rounding-sized gradient's full step (seen: 3.4e-5 on one CPU)
+    assert _max_diff(one["model"], two["model"]) < TOL
+    assert _max_diff(one["ema"], two["ema"]) < TOL
     # the logged loss is the global batch's mean on every process count
     np.testing.assert_allclose(one["train_state"]["losses"], two["train_state"]["losses"], rtol=1e-5, atol=1e-6)
 
@@ -90,8 +98,8 @@ def test_resume_on_another_number_of_processes(runs):
     resumed, one = runs["resumed"], runs["one"]
     assert resumed["train_state"]["step"] == 3 and resumed["metrics"]["world_size"] == 1
     assert _max_diff(runs["two_at_2"]["model"], one["model"]) > 1e-3  # the third step still changed something
-    assert _max_diff(resumed["model"], one["model"]) < 1e-5
-    assert _max_diff(resumed["ema"], one["ema"]) < 1e-5
+    assert _max_diff(resumed["model"], one["model"]) < TOL
+    assert _max_diff(resumed["ema"], one["ema"]) < TOL
 
 
 def test_one_process_reproduces_train_run_bit_for_bit(runs):
@@ -126,8 +134,10 @@ def test_entry_point_refuses_bad_flags_in_one_line(tmp_path, capsys):
     script = _script()
     assert script.main([*TINY, "--amp", "--device", "cpu", "--out", str(tmp_path / "x.pt")]) == 1
     assert "train.py: error: --amp (bf16 autocast) needs a CUDA GPU" in capsys.readouterr().err
-    assert script.main([*TINY, "--dataset", "cifar10", "--out", str(tmp_path / "x.pt")]) == 1
-    assert "cifar10 is not supported yet" in capsys.readouterr().err
+    assert script.main([*TINY, "--dim-mults", "1", "2", "2", "2", "2", "--out", str(tmp_path / "x.pt")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("train.py: error: --dim-mults 1 2 2 2 2 has 5 levels")
+    assert "divisible by 16, but digits is 8x8" in err
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -137,7 +147,7 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_mnist_format_data_set_is_read_and_trained_on(tmp_path, capsys):
+def test_mnist_format_data_set_is_read_and_trained_on(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(8, 12, 12), dtype=np.uint8)
     pixels[0, 0, 0], pixels[0, 0, 1] = 0, 255
@@ -153,7 +163,66 @@ def test_mnist_format_data_set_is_read_and_trained_on(tmp_path, capsys):
     out = tmp_path / "mnist.pt"
     assert script.main([*TINY, "--steps", "1", "--dataset", "mnist", "--data-root", str(tmp_path), "--out", str(out)]) == 0
     assert load_checkpoint(out)["metrics"]["dataset"] == "mnist"
-    # no files there: one sentence, then the digits
+    # no files there and no network: one sentence, then the digits
+    asked = serve(monkeypatch, {})
+    capsys.readouterr()
     x, _, name, levels = script.load_dataset("fashion-mnist", tmp_path / "empty")
-    assert name == "digits" and levels == 17 and x.shape[1:] == (1, 8, 8)
-    assert "fashion-mnist is not available offline" in capsys.readouterr().out
+    assert name == "digits" and levels == 17 and x.shape[1:] == (1, 8, 8) and len(asked) == 1
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "Fashion-MNIST is not in" in out and "could not be downloaded" in out
+    assert "8x8 digits" in out
+
+
+def _loads_as(path: Path, data: str, channels: int, side: int) -> None:
+    """The file reads back with both loaders, names its data, and its U-Net takes ``channels`` x side x side."""
+    from diffusion_lib.train import load_pretrained
+
+    ckpt = load_checkpoint(path)
+    assert ckpt["config"]["data"] == data and ckpt["metrics"]["dataset"] == data
+    assert ckpt["config"]["model"]["in_channels"] == channels and ckpt["train_state"]["step"] == 2
+    model, diffusion, _ = load_pretrained(path)
+    assert model.in_channels == channels and diffusion.T == 25
+    with torch.no_grad():
+        out = model(torch.zeros(2, channels, side, side), torch.tensor([1, 25]))
+    assert out.shape == (2, 2 * channels, side, side) and bool(torch.isfinite(out).all())  # mean and variance parts
+
+
+def test_script_trains_on_28x28_mnist_files_and_on_a_downloaded_cifar10(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(2)
+    (tmp_path / "mnist").mkdir()
+    _write_idx(tmp_path / "mnist" / "train-images-idx3-ubyte.gz", rng.integers(0, 256, size=(6, 28, 28)))
+    _write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", np.arange(6) % 10)
+    script = _script()
+    args = [*TINY, "--steps", "2"]
+    assert script.main([*args, "--dataset", "mnist", "--data-root", str(tmp_path / "mnist"), "--dim-mults", "1", "2",
+                        "2", "--no-download", "--out", str(tmp_path / "mnist.pt")]) == 0
+    _loads_as(tmp_path / "mnist.pt", "mnist", 1, 28)
+    assert "mnist (1, 28, 28)" in capsys.readouterr().out
+
+    # CIFAR-10 is not in --data-root: it is "downloaded" (local bytes), checked against the table, kept, trained on
+    tarball = tmp_path / "mirror" / "cifar-10-python.tar.gz"
+    write_cifar_tarball(tarball)
+    monkeypatch.setitem(online_data.CHECKSUMS, "cifar10",
+                        {tarball.name: ("md5", online_data._digest(tarball, "md5"))})
+    asked = serve(monkeypatch, {tarball.name: tarball})
+    assert script.main([*args, "--dataset", "cifar10", "--data-root", str(tmp_path / "cache"),
+                        "--out", str(tmp_path / "cifar.pt")]) == 0
+    assert asked == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
+    assert (tmp_path / "cache" / tarball.name).read_bytes() == tarball.read_bytes()
+    _loads_as(tmp_path / "cifar.pt", "cifar10", 3, 32)
+    assert "cifar10 (3, 32, 32)" in capsys.readouterr().out
+
+    # resuming the CIFAR-10 run where its data cannot be had is refused, not continued on the digits
+    assert script.main(["--resume", str(tmp_path / "cifar.pt"), "--data-root", str(tmp_path / "none"),
+                        "--no-download", "--out", str(tmp_path / "more.pt"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "continues a run on cifar10, which could not be loaded" in err and not (tmp_path / "more.pt").exists()
+
+
+def test_compile_on_the_cpu_warns_in_one_line(tmp_path, monkeypatch, capsys):
+    script = _script()
+    monkeypatch.setattr(script.torch, "compile", lambda fn: fn)  # the warning is the point, not compiling
+    assert script.main([*TINY, "--steps", "1", "--compile", "--device", "cpu", "--out", str(tmp_path / "c.pt")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "--compile" in line]
+    assert lines == ["--compile on the CPU: torch.compile takes minutes to start here and was not measured to pay "
+                     "off; drop --compile for short CPU runs."]

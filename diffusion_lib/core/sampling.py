@@ -47,16 +47,47 @@ def _step(
     """One step x_t -> x_s of the sampler (inputs already validated): ancestral when eta is None."""
     mean_part, var_part = d._call_model(model, xt, t, model_kwargs)
     pred_x0, pred_eps = d._predictions(mean_part, xt, t, clip_x0)
-    if eta is None:  # ancestral: the posterior mean of x̂_0 and the model's variance
+    if eta is None and bool((s == t - 1).all()):  # ancestral: the posterior mean of x̂_0 and the model's variance
         mean = d._posterior_mean(pred_x0, xt, t)
         _, log_variance = d._model_variance(xt, t, var_part)
-        sigma = (t > 1).to(xt.dtype).reshape((-1,) + (1,) * (xt.ndim - 1)) * torch.exp(0.5 * log_variance)
+    elif eta is None:  # ancestral on a subsequence: the same with the respaced betas
+        mean, log_variance = _respaced_posterior(d, xt, t, s, pred_x0, var_part)
+    if eta is None:  # no noise on the last step (s = 0)
+        sigma = (s > 0).to(xt.dtype).reshape((-1,) + (1,) * (xt.ndim - 1)) * torch.exp(0.5 * log_variance)
     else:  # DDIM
         alpha_bar, alpha_bar_s = d._at(d.schedule.alpha_bar, t, xt), d._at(d.schedule.alpha_bar, s, xt)
         sigma = eta * torch.sqrt((1.0 - alpha_bar_s) / (1.0 - alpha_bar)) * torch.sqrt(1.0 - alpha_bar / alpha_bar_s)
         mean = torch.sqrt(alpha_bar_s) * pred_x0 + torch.sqrt((1.0 - alpha_bar_s - sigma**2).clamp(min=0.0)) * pred_eps
     z = torch.randn(xt.shape, generator=generator, dtype=xt.dtype, device=xt.device)
     return {"sample": mean + sigma * z, "mean": mean, "sigma": sigma, "pred_x0": pred_x0, "pred_eps": pred_eps}
+
+
+def _respaced_posterior(
+    d: "GaussianDiffusion", xt: torch.Tensor, t: torch.Tensor, s: torch.Tensor, pred_x0: torch.Tensor,
+    var_part: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Mean and log-variance of the step x_t -> x_s of the process respaced to a subsequence.
+
+    Improved DDPM (Nichol & Dhariwal 2021, section 4): on a subsequence the forward process keeps
+    its abar, so one step t -> s has beta = 1 - abar_t / abar_s and posterior variance
+    tilde beta = (1 - abar_s) / (1 - abar_t) beta; the mean is the posterior mean with these
+    coefficients and the variance the model's choice between tilde beta and beta
+    (:eq:`eq-respaced-betas` (chapter ``sampling_digits``)).
+    """
+    alpha_bar_t, alpha_bar_s = d._at(d.schedule.alpha_bar, t, xt), d._at(d.schedule.alpha_bar, s, xt)
+    beta = 1.0 - alpha_bar_t / alpha_bar_s
+    beta_tilde = (1.0 - alpha_bar_s) / (1.0 - alpha_bar_t) * beta
+    coef_x0 = torch.sqrt(alpha_bar_s) * beta / (1.0 - alpha_bar_t)
+    coef_xt = torch.sqrt(1.0 - beta) * (1.0 - alpha_bar_s) / (1.0 - alpha_bar_t)
+    min_log, max_log = torch.log(beta_tilde.clamp(min=1e-20)), torch.log(beta)  # beta_tilde = 0 only at s = 0
+    if d.model_var_type == "fixed_small":
+        log_variance = min_log
+    elif d.model_var_type == "fixed_large":
+        log_variance = max_log
+    else:
+        frac = (var_part + 1.0) / 2.0
+        log_variance = frac * max_log + (1.0 - frac) * min_log
+    return coef_x0 * pred_x0 + coef_xt * xt, log_variance.expand_as(xt)
 
 
 def _loop(
@@ -163,6 +194,8 @@ def p_sample_loop(
     callback: Callback | None = None,
     progress: bool = False,
     x_T: torch.Tensor | None = None,
+    timesteps: Sequence[int] | torch.Tensor | None = None,
+    num_steps: int | None = None,
 ) -> torch.Tensor:
     r"""Ancestral sampling: x_T ~ N(0, I), then x_{t-1} ~ p(x_{t-1} | x_t) for t = T, ..., 1.
 
@@ -170,12 +203,25 @@ def p_sample_loop(
     called at every step with the current point x_t and the prediction of x_0 made from it (to
     record a trajectory). Runs under torch.no_grad().
 
-    Implements :eq:`eq-ddpm-mu-eps` (chapter ``ddpm_2d``).
+    ``timesteps`` (a decreasing subsequence of 1..T) or ``num_steps`` (evenly spaced, as
+    :meth:`ddim_timesteps`): *respaced* sampling with K < T steps (improved DDPM), each step
+    t -> s ancestral with the betas recomputed for the subsequence and the model's variance
+    (learned, or tilde beta / beta) taken between them (:func:`_respaced_posterior`).
+
+    Implements :eq:`eq-ddpm-mu-eps` (chapter ``ddpm_2d``) and :eq:`eq-respaced-betas` (chapter
+    ``sampling_digits``).
     """
+    if timesteps is not None and num_steps is not None:
+        raise InputValueError("give either timesteps or num_steps, not both")
+    taus = list(range(d.T, 0, -1))
+    if timesteps is not None:
+        taus = check.timestep_sequence(d.T, timesteps)
+    elif num_steps is not None:
+        taus = ddim_timesteps(d, num_steps).tolist()
     x = _start(d, shape, x_T, generator)
     kwargs = check.model(model, model_kwargs)
-    return _loop(d, model, x, list(range(d.T, 0, -1)), None, bool(clip_x0), kwargs, generator,
-                 check.callback(callback), bool(progress), "DDPM sampling")
+    return _loop(d, model, x, taus, None, bool(clip_x0), kwargs, generator,
+                 check.callback(callback), bool(progress), "DDPM sampling" if len(taus) == d.T else "respaced DDPM")
 
 
 def ddim_timesteps(d: "GaussianDiffusion", num_steps: int) -> torch.Tensor:

@@ -13,7 +13,8 @@ Why not uniform? On the 8x8 digits most of the bound sits at small t, where the 
 tell neighbouring pixel levels apart (the KL weights of the bound, SNR(t-1)/SNR(t) - 1, fall
 roughly like 1/t for the linear schedule). ``"inverse_mix"`` draws half of the timesteps
 uniformly and half with p(t) proportional to 1/t. Nichol & Dhariwal (2021) reach the same goal
-adaptively, with p(t) proportional to the root mean square of recent L_{t-1} values.
+adaptively, with p(t) proportional to the root mean square of recent L_{t-1} values:
+:class:`LossAwareTimesteps` (``t_sampling="loss_aware"`` of a training run).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from diffusion_lib.errors import InputTypeError, InputValueError
 if TYPE_CHECKING:  # only for type hints: this module does not import the diffusion code at run time
     from diffusion_lib.core.diffusion import GaussianDiffusion
 
-__all__ = ["TIMESTEP_SAMPLINGS", "timestep_probs", "sample_timesteps", "balanced_timesteps", "importance_bound"]
+__all__ = ["TIMESTEP_SAMPLINGS", "TRAINING_T_SAMPLINGS", "LossAwareTimesteps", "timestep_probs", "sample_timesteps", "balanced_timesteps", "importance_bound"]
 
 TIMESTEP_SAMPLINGS: tuple[str, ...] = ("uniform", "inverse_mix")
+#: What a training run may use: the fixed distributions, or the adaptive :class:`LossAwareTimesteps`.
+TRAINING_T_SAMPLINGS: tuple[str, ...] = (*TIMESTEP_SAMPLINGS, "loss_aware")
 
 
 def timestep_probs(T: int, kind: str = "uniform", mix: float = 0.5) -> torch.Tensor:
@@ -164,3 +167,75 @@ def importance_bound(
     w_kn = w.double().reshape(K, N)
     total = prior + (T * w_kn * terms_kn).mean(0)
     return {"total": total, "prior": prior, "t": t.reshape(K, N), "w": w_kn, "terms": terms_kn}
+
+
+class LossAwareTimesteps:
+    r"""The loss-aware timestep sampler of improved DDPM (Nichol & Dhariwal 2021, section 3.3).
+
+    The variance of the one-timestep estimate T w(t) L_{t-1} of L_vlb is smallest when p(t) is
+    proportional to the size of L_{t-1}. The sampler keeps, for every t, the last ``history``
+    values of L_{t-1} seen in training and draws
+
+        p(t) = (1 - uniform_prob) sqrt(E[L_{t-1}^2]) / sum_s sqrt(E[L_{s-1}^2]) + uniform_prob / T,
+
+    with E over the stored values; until every t has ``history`` values it draws uniformly
+    (improved DDPM's warm-up). The weights w(t) = 1 / (T p(t)) keep the estimate unbiased for any
+    p, so only its variance changes. The history is part of the training state
+    (:meth:`state_dict`), so a resumed run draws the same timesteps.
+
+    Implements :eq:`eq-ddpm-loss-aware` (chapter ``evaluation_digits``).
+    """
+
+    def __init__(self, T: int, history: int = 10, uniform_prob: float = 0.001) -> None:
+        self.T = check_int(T, "T", minimum=1)
+        self.history = check_int(history, "history", minimum=1)
+        self.uniform_prob = check_real(uniform_prob, "uniform_prob", minimum=0.0, maximum=1.0)
+        if self.uniform_prob == 0.0:
+            raise InputValueError("uniform_prob must be > 0, so that every t keeps p(t) > 0 (improved DDPM uses 0.001)")
+        self.values = torch.zeros(self.T, self.history, dtype=torch.float64)  # a ring buffer per t
+        self.counts = torch.zeros(self.T, dtype=torch.long)
+
+    @property
+    def warmed_up(self) -> bool:
+        """True once every t holds ``history`` values (before that, p is uniform)."""
+        return bool((self.counts >= self.history).all())
+
+    def probs(self) -> torch.Tensor:
+        """p(t) for t = 1..T (float64, sums to 1)."""
+        if not self.warmed_up:
+            return torch.full((self.T,), 1.0 / self.T, dtype=torch.float64)
+        rms = self.values.pow(2).mean(1).sqrt()
+        if not float(rms.sum()) > 0:
+            return torch.full((self.T,), 1.0 / self.T, dtype=torch.float64)
+        return (1.0 - self.uniform_prob) * rms / rms.sum() + self.uniform_prob / self.T
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``(t, w)`` as :func:`sample_timesteps` does, from the current :meth:`probs`."""
+        return sample_timesteps(self.probs(), batch_size, generator)
+
+    def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
+        """Record the bound terms ``losses`` (B,) observed at timesteps ``t`` (B,) in 1..T."""
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.long or t.ndim != 1:
+            raise InputTypeError("t must be a 1-D LongTensor of timesteps in 1..T")
+        if not isinstance(losses, torch.Tensor) or losses.shape != t.shape:
+            raise InputValueError(f"losses must be a tensor with one value per timestep, shape {tuple(t.shape)}")
+        if t.numel() and (int(t.min()) < 1 or int(t.max()) > self.T):
+            raise InputValueError(f"t must lie in 1..T = {self.T}")
+        for ti, li in zip(t.tolist(), losses.detach().double().cpu().tolist()):
+            k = ti - 1
+            self.values[k, int(self.counts[k]) % self.history] = li
+            self.counts[k] += 1
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The history, as plain tensors (saved in a checkpoint's training state)."""
+        return {"values": self.values.clone(), "counts": self.counts.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (of a sampler with the same T and history)."""
+        if not isinstance(state, dict) or set(state) != {"values", "counts"}:
+            raise InputValueError("state must be a LossAwareTimesteps.state_dict() (keys 'values' and 'counts')")
+        if tuple(state["values"].shape) != (self.T, self.history) or tuple(state["counts"].shape) != (self.T,):
+            raise InputValueError(f"state was saved by a sampler with another T or history (this one: T = {self.T}, "
+                                  f"history = {self.history})")
+        self.values = state["values"].to(torch.float64).clone()
+        self.counts = state["counts"].to(torch.long).clone()

@@ -19,7 +19,7 @@ from typing import Any
 from diffusion_lib._checks import check_choice, check_int, check_real
 from diffusion_lib.core.diffusion import MODEL_MEAN_TYPES
 from diffusion_lib.core.schedules import SCHEDULE_NAMES, NoiseSchedule
-from diffusion_lib.core.timesteps import TIMESTEP_SAMPLINGS
+from diffusion_lib.core.timesteps import TRAINING_T_SAMPLINGS
 from diffusion_lib.data.augment import AUGMENTATIONS
 from diffusion_lib.errors import InputTypeError, InputValueError
 from diffusion_lib.models.unet import UNet
@@ -155,7 +155,7 @@ def validate_config(config: Any, where: str = "config") -> dict:
         raise InputValueError(f"config['schedule'] = {c['schedule']!r} does not work with T = {c['T']}: {err}") from None
     check_choice(c["loss"], tuple(LOSSES), "config['loss']")
     check_choice(c["model_mean_type"], MODEL_MEAN_TYPES, "config['model_mean_type']")
-    check_choice(c["t_sampling"], TIMESTEP_SAMPLINGS, "config['t_sampling']")
+    check_choice(c["t_sampling"], TRAINING_T_SAMPLINGS, "config['t_sampling']")
     c["steps"] = check_int(c["steps"], "config['steps']", minimum=1)
     c["batch_size"] = check_int(c["batch_size"], "config['batch_size']", minimum=1)
     c["warmup_steps"] = check_int(c["warmup_steps"], "config['warmup_steps']", minimum=0)

@@ -64,8 +64,9 @@ class TrainResult:
         lrs: the learning rate used at every step.
         state: everything needed to continue this run bit-identically with
             ``train(..., resume=state)``: "step", "steps", "optimizer" and "generator" states,
-            "ema" weights (or None), "losses", "lrs" (the model's own weights are not included;
-            save ``model.state_dict()`` next to it).
+            "ema" weights (or None), "losses", "lrs", and "loss_fn" when ``loss_fn`` has a
+            ``state_dict()`` (the model's own weights are not included; save ``model.state_dict()``
+            next to it).
     """
 
     losses: list[float]
@@ -283,6 +284,11 @@ def train(
     start_step = 0
     if resume is not None:
         start_step = _restore(resume, steps, opt, g, ema)
+        if hasattr(loss_fn, "load_state_dict"):
+            if resume.get("loss_fn") is None:
+                raise InputValueError("this loss_fn has a state (e.g. the loss-aware timestep sampler) but the state "
+                                      "being resumed holds none: resume with the loss_fn settings of the original run")
+            loss_fn.load_state_dict(resume["loss_fn"])
         losses, lrs = [float(v) for v in resume["losses"]], [float(v) for v in resume["lrs"]]
     end_step = steps if a["stop_at"] is None else a["stop_at"]
     if not start_step <= end_step <= steps:
@@ -366,6 +372,8 @@ def train(
         "step": len(losses), "steps": steps, "optimizer": opt.state_dict(), "generator": g.get_state(),
         "ema": None if ema_model is None else ema_model.state_dict(), "losses": list(losses), "lrs": list(lrs),
     }
+    if hasattr(loss_fn, "state_dict"):  # a loss with its own state, e.g. the loss-aware timestep sampler
+        state["loss_fn"] = loss_fn.state_dict()
     return TrainResult(losses=losses, steps=len(losses), seconds=seconds, stopped_early=stopped_early,
                        ema_model=ema_model, lrs=lrs, state=state)
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from diffusion_lib._checks import check_choice, check_floating, check_int, check_real
 from diffusion_lib.core.diffusion import GaussianDiffusion
-from diffusion_lib.core.timesteps import TIMESTEP_SAMPLINGS, sample_timesteps, timestep_probs
+from diffusion_lib.core.timesteps import TRAINING_T_SAMPLINGS, LossAwareTimesteps, sample_timesteps, timestep_probs
 from diffusion_lib.data import DIGITS_NUM_LEVELS
 from diffusion_lib.data.augment import AUGMENTATIONS, augment_digits
 from diffusion_lib.errors import InputTypeError, InputValueError
@@ -44,8 +44,12 @@ def diffusion_loss_fn(
     of the same images are at hand. With ``labels``, each label is replaced by the null label
     ``num_classes`` with probability ``p_uncond`` (:func:`diffusion_lib.topics.guidance.drop_labels`,
     classifier-free guidance training). ``t_sampling``: how the timesteps are drawn
-    (:data:`diffusion_lib.core.timesteps.TIMESTEP_SAMPLINGS`); the bound term is then weighted by
-    w(t) = 1 / (T p(t)), so that it stays an unbiased estimate of L_vlb. ``num_levels``: grey levels
+    (:data:`diffusion_lib.core.timesteps.TRAINING_T_SAMPLINGS`); the bound term is then weighted by
+    w(t) = 1 / (T p(t)), so that it stays an unbiased estimate of L_vlb. With ``"loss_aware"`` p(t)
+    adapts to the bound terms seen so far (:class:`~diffusion_lib.core.timesteps.LossAwareTimesteps`,
+    fed with the global batch's terms on every rank); its history is the returned function's
+    ``state_dict()`` / ``load_state_dict()``, which :func:`~diffusion_lib.train.loop.train` saves
+    in the training state. ``num_levels``: grey levels
     of the data for the discretised decoder (the digits' 17 by default).
 
     Several processes (:mod:`diffusion_lib.train.distributed`): every rank draws the same global
@@ -69,7 +73,7 @@ def diffusion_loss_fn(
     p_uncond = check_real(p_uncond, "p_uncond", minimum=0.0)
     if p_uncond >= 1.0:
         raise InputValueError(f"p_uncond must lie in [0, 1) (1 would drop every label), got {p_uncond}")
-    check_choice(t_sampling, TIMESTEP_SAMPLINGS, "t_sampling")
+    check_choice(t_sampling, TRAINING_T_SAMPLINGS, "t_sampling")
     if labels is not None:
         if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long or labels.shape != images.shape[:1]:
             raise InputTypeError(f"labels must be a LongTensor with one class per image, shape ({images.shape[0]},)")
@@ -83,7 +87,8 @@ def diffusion_loss_fn(
     if amp and device.type != "cuda":
         raise InputValueError(f"amp (bf16 autocast) is supported on CUDA only, not on {device.type}")
     check_choice(augment, AUGMENTATIONS, "augment")
-    probs = timestep_probs(diffusion.T, t_sampling)
+    adaptive = LossAwareTimesteps(diffusion.T) if t_sampling == "loss_aware" else None
+    probs = None if adaptive is not None else timestep_probs(diffusion.T, t_sampling)
     if device.type != "cpu":
         diffusion.to(device)
 
@@ -101,6 +106,8 @@ def diffusion_loss_fn(
         w = None
         if t_sampling == "uniform":
             t = torch.randint(1, diffusion.T + 1, (b,), generator=g)
+        elif adaptive is not None:
+            t, w = adaptive.sample(b, g)
         else:
             t, w = sample_timesteps(probs, b, g)
         eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
@@ -112,10 +119,20 @@ def diffusion_loss_fn(
             out = diffusion.training_losses(model if forward is None else forward, mine(x0), t=mine(t), eps=mine(eps),
                                             model_kwargs=kwargs, num_levels=num_levels, vb_weights=mine(w))
         loss = out["loss"].float().mean()
+        if adaptive is not None:  # every rank records the same global batch of bound terms
+            vb = out["vb"].detach().float()
+            if world_size > 1 and tdist.is_available() and tdist.is_initialized():
+                parts = [torch.empty_like(vb) for _ in range(world_size)]
+                tdist.all_gather(parts, vb)
+                vb = torch.cat(parts)
+            adaptive.update(t, vb.cpu())
         if world_size > 1 and tdist.is_available() and tdist.is_initialized():
             total = loss.detach().clone()
             tdist.all_reduce(total)
             loss = loss + (total / world_size - loss.detach())  # the global mean's value, this shard's gradient
         return loss
 
+    if adaptive is not None:
+        loss_fn.state_dict = adaptive.state_dict  # type: ignore[attr-defined]
+        loss_fn.load_state_dict = adaptive.load_state_dict  # type: ignore[attr-defined]
     return loss_fn

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from diffusion_lib.core import (
     GaussianDiffusion,
+    LossAwareTimesteps,
     NoiseSchedule,
     balanced_timesteps,
     bits_per_dim,
@@ -426,3 +427,30 @@ def test_sohl_refusals_and_sampler() -> None:
         pass
     else:
         raise AssertionError("a NaN model output must not pass silently")
+
+
+@given(T_=st.sampled_from([0, 1, 5, 2.5, "4"]), history=st.sampled_from([0, 1, 3, None]),
+       uniform_prob=st.sampled_from([0.0, 0.001, 0.5, 1.0, 1.5, float("nan")]),
+       losses=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=40))
+def test_loss_aware_timesteps(T_: object, history: object, uniform_prob: float, losses: list[float]) -> None:
+    s, err = call(LossAwareTimesteps, T_, history, uniform_prob)
+    ok = (isinstance(T_, int) and T_ >= 1 and isinstance(history, int) and history >= 1
+          and 0 < uniform_prob <= 1)
+    assert (err is None) == ok
+    if err is not None:
+        return
+    t = (torch.arange(len(losses)) % T_) + 1
+    s.update(t, torch.tensor(losses))
+    p = s.probs()
+    assert p.shape == (T_,) and abs(float(p.sum()) - 1) < 1e-9 and bool((p > 0).all())
+    if not s.warmed_up:
+        assert torch.allclose(p, torch.full((T_,), 1.0 / T_, dtype=torch.float64))
+    tt, w = s.sample(7, torch.Generator().manual_seed(0))
+    assert int(tt.min()) >= 1 and int(tt.max()) <= T_
+    torch.testing.assert_close(w.double(), 1 / (T_ * p[tt - 1]), rtol=1e-6, atol=0)
+    must_refuse(s.update, t + T_, torch.tensor(losses), names="t must lie")
+    must_refuse(s.update, t, torch.tensor(losses + [1.0]), names="losses")
+    must_refuse(s.load_state_dict, {"values": torch.zeros(T_ + 1, history), "counts": torch.zeros(T_ + 1)})
+    other = LossAwareTimesteps(T_, history, uniform_prob)
+    other.load_state_dict(s.state_dict())
+    assert torch.equal(other.probs(), p)

@@ -110,6 +110,43 @@ def test_load_fashion_mnist_offline(tmp_path_factory, split, limit, fallback):
         assert result[2] == "digits" and torch.equal(result[0], full[: None if limit is None else int(limit)])
 
 
+@settings(max_examples=40)
+@given(st.one_of(st.sampled_from(["mnist", "fashion-mnist", "cifar10", "fashion_mnist", "CIFAR10", "digits"]),
+                 st.integers(), st.none()),
+       st.sampled_from(["train", "test", "val", 0]), st.sampled_from([True, False, "yes", 1]),
+       st.one_of(st.none(), st.integers(-2, 1500), odd), st.sampled_from([True, False, None]))
+def test_load_image_dataset_offline(tmp_path_factory, name, split, download, limit, fallback):
+    """Offline, every call returns the digits' matching part or refuses with a library error naming the argument."""
+    def unreachable(url, timeout):
+        raise OSError("network is unreachable")
+
+    saved = online_data._open_url
+    online_data._open_url = unreachable
+    try:
+        root = tmp_path_factory.mktemp("img")
+        try:
+            result, err = call(online_data.load_image_dataset, name, root, split=split, download=download,
+                               limit=limit, fallback=fallback)
+        except ConnectionError as down:  # the documented failure of fallback=False with download=True
+            assert fallback is False and download is True and str(down).count(". ") == 0
+            return
+    finally:
+        online_data._open_url = saved
+    good = {"name": name in online_data.IMAGE_DATA_SETS, "split": split in ("train", "test"),
+            "download": isinstance(download, bool), "limit": limit is None or _is_int(limit, 1),
+            "fallback": isinstance(fallback, bool)}
+    if err is None:
+        assert all(good.values()) and fallback is True
+        full = load_digits_split(split)[0]
+        assert result[2] == "digits" and torch.equal(result[0], full[: None if limit is None else int(limit)])
+    else:
+        first_bad = next((arg for arg, ok in good.items() if not ok), None)
+        if first_bad is None:  # all arguments fine: only a missing file with download=False, fallback=False
+            assert download is False and fallback is False and "download=False" in str(err)
+        else:
+            assert first_bad in str(err)
+
+
 # ------------------------------------------------------------------------------------ plotting
 @st.composite
 def grids(draw):

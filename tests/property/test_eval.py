@@ -17,6 +17,7 @@ from diffusion_lib import GaussianDiffusion, NoiseSchedule
 from diffusion_lib.eval import digits as D
 from diffusion_lib.eval import fid as F
 from diffusion_lib.eval import metrics as M
+from diffusion_lib.eval import memorisation as MEM
 
 from ._harness import call as _call
 from ._harness import must_refuse
@@ -439,3 +440,26 @@ def test_write_digits_reference_refuses_what_is_not_a_result_file(tmp_path_facto
 def test_sample_result_seconds_per_image():
     res = D.SampleResult(samples=torch.zeros(4, 1, 8, 8), seconds=2.0, network_calls=8)
     assert res.seconds_per_image == 0.5
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.sampled_from([0.05, 0.5, 0.0, 1.5, float("nan")]),
+       st.sampled_from(["ok", "nan", "shape", "int"]), st.integers(0, 5))
+def test_memorisation_report(n, m, quantile, kind, seed):
+    g = torch.Generator().manual_seed(seed)
+    train = torch.rand(m, 1, 2, 2, generator=g)
+    samples = {"ok": torch.rand(n, 1, 2, 2, generator=g), "nan": torch.full((n, 1, 2, 2), float("nan")),
+               "shape": torch.rand(n, 1, 3, 3, generator=g), "int": torch.ones(n, 1, 2, 2, dtype=torch.long)}[kind]
+    held = torch.rand(7, 1, 2, 2, generator=g)
+    d, err = _call(MEM.nearest_train_distance, samples, train)
+    assert (err is None) == (kind == "ok")
+    if err is None:
+        dist, j = d
+        brute = torch.cdist(samples.flatten(1).double(), train.flatten(1).double())
+        torch.testing.assert_close(dist, brute.min(1).values, atol=1e-6, rtol=0)
+        assert torch.equal(brute[torch.arange(n), j], brute.min(1).values)
+    rep, err = _call(MEM.memorisation_report, samples, train, held, quantile)
+    assert (err is None) == (kind == "ok" and 0 < quantile <= 1)
+    if err is None:
+        assert 0 <= rep.near_copy_share <= 1 and rep.ratio >= 0
+        copies = _call(MEM.memorisation_report, train, train, held, quantile)[0]
+        assert copies.near_copy_share == 1.0 and copies.ratio == 0.0  # the training set itself: all copies

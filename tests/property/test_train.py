@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from diffusion_lib.data import augment_digits
 from diffusion_lib.errors import CheckpointError, NonFiniteError
 from diffusion_lib.eval.digits import negative_bound, stratified_bound_timesteps
 from diffusion_lib.eval.fid import DigitClassifier, load_digit_classifier, save_digit_classifier
@@ -204,15 +205,31 @@ def test_stratified_bound_timesteps_arguments(T, K, batch):
 
 
 @given(st.sampled_from([0.0, 0.5, 1.0, -0.1, float("nan"), np.float64(0.2)]),
-       st.sampled_from(["uniform", "inverse_mix", "Uniform"]),
-       st.sampled_from(["ok", "int", "short", "float"]))
-def test_diffusion_loss_fn_arguments(p_uncond, t_sampling, labels_kind):
+       st.sampled_from(["uniform", "inverse_mix", "loss_aware", "Uniform"]),
+       st.sampled_from(["ok", "int", "short", "float"]),
+       st.sampled_from(["none", "shift", "flip"]))
+def test_diffusion_loss_fn_arguments(p_uncond, t_sampling, labels_kind, augment):
     images = torch.zeros(6, 1, 8, 8)
     labels = {"ok": torch.arange(6), "int": torch.arange(6).int(), "short": torch.arange(3),
               "float": torch.zeros(6)}[labels_kind]
-    fn, err = call(diffusion_loss_fn, _DIFF, images, labels, p_uncond=p_uncond, t_sampling=t_sampling)
+    fn, err = call(diffusion_loss_fn, _DIFF, images, labels, p_uncond=p_uncond, t_sampling=t_sampling, augment=augment)
     if err is None:
-        assert labels_kind == "ok" and 0 <= float(p_uncond) < 1 and t_sampling != "Uniform"
+        assert labels_kind == "ok" and 0 <= float(p_uncond) < 1 and t_sampling != "Uniform" and augment != "flip"
+        assert hasattr(fn, "state_dict") == (t_sampling == "loss_aware")
+
+
+@given(st.sampled_from(["shift", "none", "rotate", 3]),
+       st.sampled_from([(5, 1, 8, 8), (2, 3, 4, 4), (8, 8), (0, 1, 8, 8)]),
+       st.sampled_from([torch.float32, torch.float64, torch.long]), st.integers(0, 3))
+def test_augment_digits(kind, shape, dtype, seed):
+    x = (torch.randint(0, 17, shape) / 8 - 1).to(dtype) if dtype != torch.long else torch.zeros(shape, dtype=dtype)
+    out, err = call(augment_digits, x, kind, torch.Generator().manual_seed(seed))
+    assert (err is None) == (kind in ("shift", "none") and len(shape) == 4 and dtype != torch.long)
+    if err is None:
+        assert out.shape == x.shape and out.dtype == x.dtype
+        # every pixel of the result is a pixel of the input or the background
+        assert bool(torch.isin(out, torch.cat([x.flatten(), torch.tensor([-1.0], dtype=dtype)])).all())
+        assert kind == "shift" or out is x
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=4),
