@@ -125,10 +125,22 @@ def _visible_image(figure):
     return None
 
 
-def _image_shot(figure) -> bytes:
-    img = _visible_image(figure)
-    assert img is not None, "the figure shows no image"
-    return img.screenshot(animations="disabled")
+def _image_shot(figure, tries: int = 20) -> bytes:
+    """A screenshot of the figure's visible frame.
+
+    While Play runs, the frame found visible can be hidden before its screenshot is taken (and
+    stay hidden once playback stops), so a frame that vanishes is looked up again.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    for _ in range(tries):
+        img = _visible_image(figure)
+        assert img is not None, "the figure shows no image"
+        try:
+            return img.screenshot(animations="disabled", timeout=2_000)
+        except PlaywrightError:
+            time.sleep(0.1)
+    raise AssertionError(f"no frame of the figure stayed visible long enough for a screenshot ({tries} tries)")
 
 
 def _slider_value(figure) -> int | None:
