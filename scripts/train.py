@@ -72,6 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128, help="global batch size, divisible by the process count")
     p.add_argument("--loss", choices=sorted(LOSSES), default="hybrid")
     p.add_argument("--T", type=int, default=1000, help="number of diffusion steps")
+    p.add_argument("--schedule", choices=["linear", "cosine"], default="linear", help="noise schedule")
+    p.add_argument("--t-sampling", choices=["uniform", "inverse_mix", "loss_aware"], default="uniform",
+                   help="how training draws t (see diffusion_lib.core.timesteps)")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate in the ResNet blocks")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay")
+    p.add_argument("--augment", choices=["none", "shift"], default="none",
+                   help="training augmentation (shift: half of the images moved by one pixel)")
+    p.add_argument("--fourier", type=int, nargs="*", default=[],
+                   help="Fourier-feature exponents n: add sin/cos(2^n pi x_t) to the input (e.g. 3 4)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup-steps", type=int, default=200, help="linear learning-rate warm-up length")
     p.add_argument("--dim", type=int, default=32, help="U-Net base width")
@@ -100,6 +109,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--lr must be a positive number, got {args.lr}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    if not (0.0 <= args.dropout < 1.0):
+        raise UsageError(f"--dropout must lie in [0, 1), got {args.dropout}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise UsageError(f"--weight-decay must be a number >= 0, got {args.weight_decay}")
     if args.warmup_steps < 0:
         raise UsageError(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
     if args.resume is not None and not args.resume.is_file():
@@ -182,9 +195,12 @@ def run(args: argparse.Namespace) -> int:
     dataset = loaded
     if resume is None:
         config = make_config(data=dataset, loss=args.loss, T=args.T, steps=args.steps or 4000, batch_size=batch,
-                             lr=args.lr, seed=args.seed, warmup_steps=args.warmup_steps,
+                             lr=args.lr, seed=args.seed, warmup_steps=args.warmup_steps, schedule=args.schedule,
+                             t_sampling=args.t_sampling, weight_decay=args.weight_decay, augment=args.augment,
                              model={"in_channels": int(images.shape[1]), "dim": args.dim,
-                                    "dim_mults": list(args.dim_mults), "groups": args.groups})
+                                    "dim_mults": list(args.dim_mults), "groups": args.groups,
+                                    **({"fourier_exponents": list(args.fourier)} if args.fourier else {}),
+                                    **({"dropout": args.dropout} if args.dropout else {})})
     check_levels(config["model"]["dim_mults"], tuple(images.shape[1:]), dataset)
     init_distributed(env, device)
     torch.manual_seed(config["seed"])
@@ -199,8 +215,9 @@ def run(args: argparse.Namespace) -> int:
         forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         forward = torch.compile(forward)
-    loss_fn = diffusion_loss_fn(make_diffusion(config), images, None, rank=env.rank, world_size=env.world_size,
-                                forward=forward, device=device, num_levels=levels, amp=args.amp)
+    loss_fn = diffusion_loss_fn(make_diffusion(config), images, None, t_sampling=config["t_sampling"], rank=env.rank,
+                                world_size=env.world_size, forward=forward, device=device, num_levels=levels,
+                                amp=args.amp, augment=config["augment"])
     total = config["steps"]
     end = total if args.stop_at is None else min(args.stop_at, total)
     step = 0 if resume is None else int(resume["train_state"]["step"])
@@ -226,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
 
         result = train(model, loss_fn, torch.arange(images.shape[0]), steps=total, batch_size=batch, lr=config["lr"],
                        seed=config["seed"], warmup_steps=config["warmup_steps"], grad_clip=config["grad_clip"],
+                       weight_decay=config["weight_decay"],
                        ema_decay=config["ema_decay"], ema_warmup=config["ema_warmup"], progress=False,
                        callback=show, resume=state, stop_at=stop)
         seconds += result.seconds

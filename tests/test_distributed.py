@@ -108,6 +108,23 @@ def test_one_process_reproduces_train_run_bit_for_bit(runs):
     assert _max_diff(runs["one"]["model"], model.state_dict()) == 0.0
 
 
+def test_recipe_flags_reach_the_config_and_train_as_train_run(tmp_path):
+    """The shipped digits recipe's flags: the file's config says them, and the run is train_run's on that config."""
+    script = _script()
+    out = tmp_path / "recipe.pt"
+    assert script.main([*TINY, "--schedule", "cosine", "--t-sampling", "inverse_mix", "--dropout", "0.1",
+                        "--weight-decay", "0.01", "--augment", "shift", "--fourier", "3", "4", "--out", str(out)]) == 0
+    ckpt = load_checkpoint(out)
+    config = ckpt["config"]
+    assert (config["schedule"], config["t_sampling"], config["augment"], config["weight_decay"]) == (
+        "cosine", "inverse_mix", "shift", 0.01)
+    assert config["model"]["dropout"] == 0.1 and config["model"]["fourier_exponents"] == [3, 4]
+    model, _ = train_run(config, progress=False)
+    assert _max_diff(ckpt["model"], model.state_dict()) == 0.0
+    assert script.main([*TINY, "--out", str(tmp_path / "plain.pt")]) == 0
+    assert _max_diff(load_checkpoint(tmp_path / "plain.pt")["model"], ckpt["model"]) > 1e-3  # the flags changed the run
+
+
 def test_shard_batch_takes_equal_consecutive_slices():
     batch = torch.arange(12).reshape(6, 2)
     parts = [shard_batch(batch, r, 3) for r in range(3)]
@@ -138,6 +155,8 @@ def test_entry_point_refuses_bad_flags_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("train.py: error: --dim-mults 1 2 2 2 2 has 5 levels")
     assert "divisible by 16, but digits is 8x8" in err
+    assert script.main([*TINY, "--dropout", "1.5", "--out", str(tmp_path / "x.pt")]) == 1
+    assert capsys.readouterr().err == "train.py: error: --dropout must lie in [0, 1), got 1.5\n"
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -185,6 +204,12 @@ def _loads_as(path: Path, data: str, channels: int, side: int) -> None:
     with torch.no_grad():
         out = model(torch.zeros(2, channels, side, side), torch.tensor([1, 25]))
     assert out.shape == (2, 2 * channels, side, side) and bool(torch.isfinite(out).all())  # mean and variance parts
+    # the sampler the sampling chapter calls draws images of the file's size
+    from diffusion_lib.eval import sample_digits
+
+    drawn = sample_digits(diffusion, model, 2, method="ddim", num_steps=3, shape=(channels, side, side),
+                          generator=torch.Generator().manual_seed(0))
+    assert drawn.samples.shape == (2, channels, side, side) and drawn.network_calls == 3
 
 
 def test_script_trains_on_28x28_mnist_files_and_on_a_downloaded_cifar10(tmp_path, monkeypatch, capsys):

@@ -97,6 +97,7 @@ _SOURCES: dict[str, _Source] = {
 #: Each data set publishes MD5 sums only: Fashion-MNIST in the table of its README
 #: (github.com/zalandoresearch/fashion-mnist), CIFAR-10 on its page (www.cs.toronto.edu/~kriz/cifar.html);
 #: the MNIST page lists none, so these are the sums of its files that PyTorch's MNIST loader checks.
+#: All nine sums were checked (December 2026) against the resource lists of torchvision's loaders.
 CHECKSUMS: dict[str, dict[str, tuple[str, str]]] = {
     "mnist": {
         "train-images-idx3-ubyte.gz": ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),

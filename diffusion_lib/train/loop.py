@@ -258,7 +258,11 @@ def train(
         resume: a ``TrainResult.state`` (e.g. read back from a checkpoint) to continue from; load
             the model weights saved with it first. The run goes on from step ``resume["step"]``
             with the same optimiser, random-number and EMA state, so it is bit-identical to an
-            uninterrupted run (``steps`` and the other arguments must be the same).
+            uninterrupted run (``steps`` and the other arguments must be the same), unless the
+            model draws random numbers of its own: dropout masks come from torch's global
+            generator, which the state does not hold, so after a resume in a new process (or
+            after :func:`~diffusion_lib.train.run.train_run` re-seeds it to rebuild a model from a
+            file) they differ from an uninterrupted run's.
         stop_at: stop after this many steps in total (<= ``steps``), e.g. to save a checkpoint;
             the learning-rate schedule still spans ``steps``.
     """

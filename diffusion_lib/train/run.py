@@ -23,7 +23,9 @@ def train_run(config: dict, model: UNet | None = None, resume: dict | None = Non
     initial weights are reproducible). ``resume``: a checkpoint dict from
     :func:`~diffusion_lib.train.checkpoints.load_checkpoint` (its weights and training state are
     restored; its config is the run's). ``stop_at``: stop after this many steps in total, e.g. to
-    save a checkpoint and continue later.
+    save a checkpoint and continue later. A run continued from a file is bit-identical to an
+    uninterrupted one only without dropout: rebuilding the model re-seeds torch's global
+    generator, which the dropout masks draw from (see :func:`~diffusion_lib.train.loop.train`).
     """
     if resume is not None:
         if not isinstance(resume, dict) or "config" not in resume or "model" not in resume:

@@ -3,6 +3,8 @@ input gives a correct result (checked against an independent computation) or a l
 
 from __future__ import annotations
 
+import contextlib
+
 import io
 import json
 import math
@@ -86,24 +88,31 @@ def test_digits_to_levels_and_quantize(x):
         must_refuse(quantize_digits, x)
 
 
+@contextlib.contextmanager
+def _network_down(function: str):
+    """Replace ``online_data.<function>`` (the one that reaches the network) by one that fails as offline."""
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    saved = getattr(online_data, function)
+    setattr(online_data, function, unreachable)
+    try:
+        yield
+    finally:
+        setattr(online_data, function, saved)
+
+
 @settings(max_examples=30)
 @given(st.one_of(st.sampled_from(["train", "test"]), st.text(max_size=4), st.integers()),
        st.one_of(st.none(), st.integers(-2, 1500), odd), st.sampled_from([True, False, 1]))
 def test_load_fashion_mnist_offline(tmp_path_factory, split, limit, fallback):
-    def offline(url, dest, timeout=10.0):
-        raise OSError("network is unreachable")
-
-    saved = online_data._download
-    online_data._download = offline
-    try:
+    with _network_down("_download"):
         root = tmp_path_factory.mktemp("fm")
         try:
             result, err = call(online_data.load_fashion_mnist, root, split=split, limit=limit, fallback=fallback)
         except ConnectionError as down:  # the documented failure of fallback=False: one sentence
             assert fallback is False and split in ("train", "test") and str(down).count(". ") == 0
             return
-    finally:
-        online_data._download = saved
     if err is None:
         assert split in ("train", "test") and fallback is True and (limit is None or _is_int(limit, 1))
         full = load_digits_split(split)[0]
@@ -117,12 +126,7 @@ def test_load_fashion_mnist_offline(tmp_path_factory, split, limit, fallback):
        st.one_of(st.none(), st.integers(-2, 1500), odd), st.sampled_from([True, False, None]))
 def test_load_image_dataset_offline(tmp_path_factory, name, split, download, limit, fallback):
     """Offline, every call returns the digits' matching part or refuses with a library error naming the argument."""
-    def unreachable(url, timeout):
-        raise OSError("network is unreachable")
-
-    saved = online_data._open_url
-    online_data._open_url = unreachable
-    try:
+    with _network_down("_open_url"):
         root = tmp_path_factory.mktemp("img")
         try:
             result, err = call(online_data.load_image_dataset, name, root, split=split, download=download,
@@ -130,8 +134,6 @@ def test_load_image_dataset_offline(tmp_path_factory, name, split, download, lim
         except ConnectionError as down:  # the documented failure of fallback=False with download=True
             assert fallback is False and download is True and str(down).count(". ") == 0
             return
-    finally:
-        online_data._open_url = saved
     good = {"name": name in online_data.IMAGE_DATA_SETS, "split": split in ("train", "test"),
             "download": isinstance(download, bool), "limit": limit is None or _is_int(limit, 1),
             "fallback": isinstance(fallback, bool)}

@@ -189,7 +189,7 @@ def test_unwritable_reason(kind, tmp_path):
 
 
 # ------------------------------------------------------------------- every public name is tested
-PACKAGES = ("core", "models", "topics", "train", "eval", "data", "viz", "utils")
+PACKAGES = ("core", "models", "topics", "train", "eval", "data", "viz", "utils", "continuous")
 
 
 def _public_callables() -> list[tuple[str, str]]:
