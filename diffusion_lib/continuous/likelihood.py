@@ -111,7 +111,7 @@ def exact_divergence(fn: VectorField, x: torch.Tensor) -> torch.Tensor:
 def hutchinson_divergence(fn: VectorField, x: torch.Tensor, probes: torch.Tensor, per_probe: bool = False) -> torch.Tensor:
     r"""Hutchinson's estimate of div fn(x): (1/P) sum_p v_p^T (d fn / d x) v_p (Grathwohl et al. 2019, eq. 5).
 
-    ``probes`` has shape (P, *x.shape) with E[v v^T] = I (see :func:`draw_probes`). Returns the
+    ``probes`` has shape ``(P, *x.shape)`` with E[v v^T] = I (see :func:`draw_probes`). Returns the
     mean over probes, shape (B,), or with ``per_probe`` each probe's estimate, shape (P, B).
     """
     x = _check_field(fn, x)

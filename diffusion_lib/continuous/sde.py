@@ -223,7 +223,7 @@ class VPSDE:
 
         ``x0`` is the state at ``t_grid[0]`` (usually 0: the data); each step of length h is
         x <- x + f(x, t) h + g(t) sqrt(h) z, z ~ N(0, I) (Kloeden & Platen 1992, eq. 9.1.1).
-        Returns the whole trajectory, shape (len(t_grid), *x0.shape).
+        Returns the whole trajectory, shape ``(len(t_grid), *x0.shape)``.
         """
         check.data(x0, "x0")
         check.generator(generator)
