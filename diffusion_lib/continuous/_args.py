@@ -91,3 +91,15 @@ def per_example(value: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor | 
 def flat(x: torch.Tensor) -> torch.Tensor:
     """x as (B, D), D the product of the non-batch sizes (also for B = 0, where reshape(B, -1) is ambiguous)."""
     return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+
+def field_at(fn: Any, x: torch.Tensor, t: float, call: str, returns: str) -> torch.Tensor:
+    """``fn(x, t)`` with t as a (B,) tensor; refuses an output that is not a tensor of x's shape (no sync).
+
+    ``call`` names the function in the message (``"score_fn(x, t)"``), ``returns`` what it must return.
+    """
+    out = fn(x, batch_times(t, x))
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise InputValueError(f"{call} must return {returns} with x's shape {tuple(x.shape)}, but returned {got}")
+    return out

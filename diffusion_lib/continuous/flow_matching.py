@@ -142,12 +142,8 @@ def cfm_as_eps_weighting(t: float | torch.Tensor) -> torch.Tensor:
 
 
 def _velocity_at(velocity_fn: VelocityFn, x: torch.Tensor, t: float) -> torch.Tensor:
-    """velocity_fn(x, t) with t as a (B,) tensor; refuses an output that is not a tensor of x's shape (no sync)."""
-    v = velocity_fn(x, check.batch_times(t, x))
-    if not isinstance(v, torch.Tensor) or v.shape != x.shape:
-        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-        raise InputValueError(f"velocity_fn(x, t) must return dx/dt with x's shape {tuple(x.shape)}, but returned {got}")
-    return v
+    """velocity_fn(x, t), checked to be dx/dt of x's shape."""
+    return check.field_at(velocity_fn, x, t, "velocity_fn(x, t)", "dx/dt")
 
 
 def sample_flow(

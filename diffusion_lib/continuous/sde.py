@@ -312,12 +312,8 @@ class VPSDE:
 
 
 def _score_at(score_fn: ScoreFn, x: torch.Tensor, t: float) -> torch.Tensor:
-    """score_fn(x, t) with t as a (B,) tensor; refuses an output that is not a tensor of x's shape (no sync)."""
-    score = score_fn(x, check.batch_times(t, x))
-    if not isinstance(score, torch.Tensor) or score.shape != x.shape:
-        got = tuple(score.shape) if isinstance(score, torch.Tensor) else type(score).__name__
-        raise InputValueError(f"score_fn(x, t) must return the score with x's shape {tuple(x.shape)}, but returned {got}")
-    return score
+    """score_fn(x, t), checked to be a score of x's shape."""
+    return check.field_at(score_fn, x, t, "score_fn(x, t)", "the score")
 
 
 def integrate(velocity: Callable[[torch.Tensor, float], torch.Tensor], x: torch.Tensor, times: Sequence[float],
